@@ -1,0 +1,52 @@
+"""Load, validate and model a spec: `load_spec(path)` returns a Spec or raises SpecError."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import Diagnostic, SpecError
+from engine.spec.build import build_spec
+from engine.spec.checks import cross_check
+from engine.spec.interpolate import interpolate
+from engine.spec.loader import load_file
+from engine.spec.model import Spec
+from engine.spec.schema import schema_errors
+
+__all__ = ["Checked", "Spec", "check_spec", "load_spec"]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A valid spec and the warnings found on the way."""
+
+    spec: Spec
+    warnings: list[Diagnostic]
+
+
+def check_spec(path: Path, environ: Mapping[str, str] | None = None) -> Checked:
+    """Load and validate the spec at `path`; raise SpecError listing every problem at once."""
+    from engine.blueprints import expand
+
+    path = Path(path).resolve()
+    doc = load_file(path)
+    errors = expand(doc)
+    errors += interpolate(doc, os.environ if environ is None else environ)
+    if errors:
+        raise SpecError(errors)
+    errors = schema_errors(doc)
+    if errors:
+        raise SpecError(errors)
+    errors, warnings = cross_check(doc)
+    if errors:
+        raise SpecError(errors)
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Checked(build_spec(doc, path, sha256), sorted(warnings))
+
+
+def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> Spec:
+    """The validated Spec at `path`, or SpecError."""
+    return check_spec(path, environ).spec

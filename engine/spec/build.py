@@ -1,0 +1,192 @@
+"""Turn schema-valid, cross-checked spec data into the typed model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.spec.loader import Document, JsonPath
+from engine.spec.model import (
+    Action,
+    App,
+    Auth,
+    Grant,
+    HandlerAction,
+    ProxyAction,
+    RespondAction,
+    Route,
+    RunAction,
+    SecretSource,
+    Spec,
+    Static,
+    Task,
+    Webhook,
+    WebSocket,
+    env_name,
+)
+from engine.spec.units import parse_duration, parse_size
+
+
+def build_spec(doc: Document, path: Path, sha256: str) -> Spec:
+    """The Spec for a validated document."""
+    data = doc.data
+    return Spec(
+        version=data["version"],
+        project=data["project"],
+        path=path,
+        sha256=sha256,
+        secrets={n: SecretSource(name=n, **_plain(s)) for n, s in _map(data, "secrets").items()},
+        tasks={n: _task(doc, n, t) for n, t in _map(data, "tasks").items()},
+        apps={n: _app(doc, n, a) for n, a in _map(data, "apps").items()},
+    )
+
+
+def _map(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return data.get(key) or {}
+
+
+def _plain(value: dict[str, Any]) -> dict[str, Any]:
+    """A mapping without its `x-` extension keys."""
+    return {k: v for k, v in value.items() if not k.startswith("x-")}
+
+
+def handler(ref: str) -> HandlerAction:
+    """`pkg.module:function` as a HandlerAction."""
+    module, _, function = ref.partition(":")
+    return HandlerAction(module, function)
+
+
+def _env(doc: Document, path: JsonPath, env: dict[str, Any]) -> dict[str, str]:
+    """Environment values as written: `yes` stays `yes`, `1.10` stays `1.10`."""
+    result = {}
+    for key, value in env.items():
+        scalar = doc.scalars.get((*path, key))
+        result[key] = value if isinstance(value, str) or scalar is None else scalar.text
+    return result
+
+
+def _grants(grants: list[Any]) -> tuple[Grant, ...]:
+    result = []
+    for grant in grants:
+        if isinstance(grant, str):
+            result.append(Grant(grant, env_name(grant)))
+        else:
+            variable = grant.get("env") or env_name(grant["name"])
+            result.append(Grant(grant["name"], variable, bool(grant.get("file"))))
+    return tuple(result)
+
+
+def _auth(value: Any) -> tuple[Auth | None, bool]:
+    """(auth, explicitly open) for an `auth:` value; (None, False) when absent."""
+    if value is None:
+        return None, False
+    if value == "none":
+        return None, True
+    if "bearer" in value:
+        return Auth("bearer", value["bearer"]), False
+    key = value["api_key"]
+    return Auth("api_key", key["secret"], key.get("header", "X-API-Key")), False
+
+
+def _action(value: dict[str, Any]) -> Action:
+    if "handler" in value:
+        return handler(value["handler"])
+    if "respond" in value:
+        respond = value["respond"]
+        return RespondAction(
+            respond.get("status", 200), respond.get("json"), dict(respond.get("headers", {}))
+        )
+    if "run" in value:
+        run = value["run"]
+        wait = run.get("wait", False)
+        if isinstance(wait, str):
+            wait = parse_duration(wait)
+        allow = tuple(run["allow"]) if "allow" in run else None
+        return RunAction(run["task"], run.get("inputs"), wait, allow)
+    proxy = value["proxy"]
+    return ProxyAction(proxy["app"], proxy.get("path"))
+
+
+def _route(route: dict[str, Any]) -> Route:
+    auth, open_ = _auth(route.get("auth"))
+    return Route(
+        method=route["method"],
+        path=route["path"],
+        action=_action(route),
+        query=dict(route.get("query", {})),
+        body=route.get("body"),
+        auth=auth,
+        open=open_,
+    )
+
+
+def _webhook(hook: dict[str, Any]) -> Webhook:
+    auth, open_ = _auth(hook.get("auth"))
+    secrets = hook.get("secrets") or ([hook["secret"]] if "secret" in hook else [])
+    return Webhook(
+        path=hook["path"],
+        provider=hook.get("provider", "github"),
+        secrets=tuple(secrets),
+        events={e: _action(a) for e, a in hook.get("events", {}).items()},
+        action=_action(hook["action"]) if "action" in hook else None,
+        max_body=parse_size(hook.get("max_body", "25MB")),
+        dedupe=parse_duration(hook.get("dedupe", "72h")),
+        auth=auth,
+        open=open_,
+    )
+
+
+def _websocket(socket: dict[str, Any]) -> WebSocket:
+    auth, open_ = _auth(socket.get("auth"))
+    max_message = socket.get("max_message")
+    return WebSocket(
+        path=socket["path"],
+        pattern=socket.get("pattern"),
+        handler=handler(socket["handler"]) if "handler" in socket else None,
+        source=handler(socket["source"]) if "source" in socket else None,
+        interval=float(socket.get("interval", 1.0)),
+        auth=auth,
+        open=open_,
+        heartbeat=socket.get("heartbeat"),
+        max_message=parse_size(max_message) if max_message is not None else None,
+        max_connections=socket.get("max_connections"),
+    )
+
+
+def _app(doc: Document, name: str, app: dict[str, Any]) -> App:
+    auth, _ = _auth(app.get("auth"))
+    command = app.get("command")
+    return App(
+        name=name,
+        description=app.get("description", ""),
+        port=app.get("port"),
+        depends_on=tuple(app.get("depends_on", [])),
+        env=_env(doc, ("apps", name, "env"), app.get("env", {})),
+        grants=_grants(app.get("secrets", [])),
+        auth=auth,
+        health=app.get("health", "/health"),
+        routes=tuple(_route(r) for r in app.get("routes", [])),
+        webhooks=tuple(_webhook(w) for w in app.get("webhooks", [])),
+        websockets=tuple(_websocket(s) for s in app.get("websockets", [])),
+        static=Static(**_plain(app["static"])) if "static" in app else None,
+        command=tuple(command) if isinstance(command, list) else command,
+        replicas=app.get("replicas", 1),
+        include=tuple(app.get("include", [])),
+    )
+
+
+def _task(doc: Document, name: str, task: dict[str, Any]) -> Task:
+    timeout = task.get("timeout")
+    return Task(
+        name=name,
+        handler=handler(task["handler"]),
+        description=task.get("description", ""),
+        inputs=dict(task.get("inputs", {})),
+        depends_on=tuple(task.get("depends_on", [])),
+        grants=_grants(task.get("secrets", [])),
+        env=_env(doc, ("tasks", name, "env"), task.get("env", {})),
+        retries=task.get("retries", 0),
+        timeout=parse_duration(timeout) if timeout is not None else None,
+        include=tuple(task.get("include", [])),
+        concurrency=task.get("concurrency", 2),
+    )

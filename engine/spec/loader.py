@@ -1,0 +1,246 @@
+"""Read a YAML spec into plain data, remembering where every key and value stood.
+
+PyYAML silently keeps the last of two duplicate keys and reads `on`, `yes`, `no` and `off`
+as booleans (YAML 1.1). Here a duplicate key is an error, a non-string key is an error, and
+every scalar keeps its source text so that later stages can explain such surprises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.errors import Diagnostic, SpecError
+
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A 1-based line and column in the source file."""
+
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """How a scalar was written: its text, and whether it was quoted."""
+
+    text: str
+    quoted: bool
+
+
+@dataclass
+class Document:
+    """A loaded spec: the data, and the source position of every value and key."""
+
+    file: str
+    data: Any
+    values: dict[JsonPath, Mark] = field(default_factory=dict)
+    keys: dict[JsonPath, Mark] = field(default_factory=dict)
+    scalars: dict[JsonPath, Scalar] = field(default_factory=dict)
+
+    def mark(self, path: JsonPath, *, key: bool = False) -> Mark:
+        """The position of the value (or key) at `path`, or of its nearest known parent."""
+        table = self.keys if key else self.values
+        while path:
+            if path in table:
+                return table[path]
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), Mark(1, 1))
+
+    def diagnostic(self, path: JsonPath, message: str, *, key: bool = False) -> Diagnostic:
+        """A diagnostic positioned at `path`."""
+        mark = self.mark(path, key=key)
+        return Diagnostic(self.file, mark.line, mark.col, format_path(path), message)
+
+
+def format_path(path: JsonPath) -> str:
+    """`("apps", "web", "routes", 0)` -> `apps.web.routes[0]`; the root is `$`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.replace("-", "").replace("_", "").isalnum():
+            text += f".{part}" if text else part
+        else:
+            text += f"[{part!r}]"
+    return text or "$"
+
+
+def _mark(node: yaml.Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed YAML node graph into plain data, recording positions."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.errors: list[Diagnostic] = []
+        self._constructor = yaml.SafeLoader("")
+        self._active: set[int] = set()
+
+    def build(self, node: yaml.Node, path: JsonPath) -> Any:
+        self.doc.values[path] = _mark(node)
+        if id(node) in self._active:
+            self._error(node, path, "an alias refers to itself; YAML recursion is not allowed")
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return self._mapping(node, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _scalar(self, node: yaml.ScalarNode, path: JsonPath) -> Any:
+        self.doc.scalars[path] = Scalar(node.value, node.style not in (None, ""))
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self._error(node, path, f"cannot read this value: {exc.problem or exc}")
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        first_seen: dict[str, Mark] = {}
+        for key_node, value_node in _merged_pairs(node):
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            child = (*path, key)
+            if key in first_seen:
+                first = first_seen[key]
+                self._error(
+                    key_node,
+                    child,
+                    f"duplicate key {key!r} (first at line {first.line}); "
+                    "YAML would silently keep only the last one: remove or rename one",
+                )
+                continue
+            first_seen[key] = _mark(key_node)
+            self.doc.keys[child] = _mark(key_node)
+            result[key] = self.build(value_node, child)
+        return result
+
+    def _key(self, node: yaml.Node, path: JsonPath) -> str | None:
+        if not isinstance(node, yaml.ScalarNode):
+            self._error(node, path, "a key must be a plain string, not a list or a mapping")
+            return None
+        value = self._constructor.construct_object(node, deep=True)
+        if isinstance(value, str):
+            return value
+        hint = _yaml11_hint(node.value, value)
+        self._error(
+            node, (*path, node.value), f"key {node.value!r} is not a string{hint}; quote it"
+        )
+        return None
+
+    def _error(self, node: yaml.Node, path: JsonPath, message: str) -> None:
+        mark = _mark(node)
+        self.errors.append(
+            Diagnostic(self.doc.file, mark.line, mark.col, format_path(path), message)
+        )
+
+
+def _merged_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    """The mapping's key/value node pairs with `<<` merge keys applied (explicit keys win)."""
+    pairs: list[tuple[yaml.Node, yaml.Node]] = []
+    merged: list[tuple[yaml.Node, yaml.Node]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            sources = (
+                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            )
+            for source in sources:
+                if isinstance(source, yaml.MappingNode):
+                    merged.extend(_merged_pairs(source))
+        else:
+            pairs.append((key_node, value_node))
+    explicit = {k.value for k, _ in pairs if isinstance(k, yaml.ScalarNode)}
+    return pairs + [(k, v) for k, v in merged if k.value not in explicit]
+
+
+def _yaml11_hint(text: str, value: Any) -> str:
+    """Explain why YAML turned `text` into something that is not a string."""
+    if isinstance(value, bool):
+        return f" (YAML 1.1 reads {text} as the boolean {str(value).lower()})"
+    if value is None:
+        return " (YAML reads it as null)"
+    if isinstance(value, int | float):
+        return f" (YAML reads {text} as a number)"
+    return f" (YAML reads it as {type(value).__name__})"
+
+
+def yaml_type_hint(doc: Document, path: JsonPath, value: Any) -> str:
+    """A hint for a non-string value where a string was expected, if YAML surprised the user."""
+    scalar = doc.scalars.get(path)
+    if scalar is None or scalar.quoted or isinstance(value, str):
+        return ""
+    return _yaml11_hint(scalar.text, value) + f"; write '{scalar.text}' in quotes for text"
+
+
+def load_text(text: str, file: str) -> Document:
+    """Parse `text` (the contents of `file`) into a Document, or raise SpecError."""
+    doc = Document(file=file, data=None)
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        raise SpecError([_syntax_diagnostic(file, exc)]) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError([Diagnostic(file, 1, 1, "$", f"not valid YAML: {exc}")]) from exc
+    if len(nodes) > 1:
+        mark = _mark(nodes[1])
+        message = "a spec file holds one YAML document; remove the second one (after '---')"
+        raise SpecError([Diagnostic(file, mark.line, mark.col, "$", message)])
+    if not nodes or nodes[0] is None:
+        message = "the file is empty: a spec needs at least `version: 1` and `project: NAME`"
+        raise SpecError([Diagnostic(file, 1, 1, "$", message)])
+    builder = _Builder(doc)
+    doc.data = builder.build(nodes[0], ())
+    if builder.errors:
+        raise SpecError(builder.errors)
+    if not isinstance(doc.data, dict):
+        kind = "a list" if isinstance(doc.data, list) else f"the value {doc.data!r}"
+        message = (
+            f"the top level is {kind}; a spec is a mapping of keys "
+            "(version, project, secrets, tasks, apps)"
+        )
+        raise SpecError([doc.diagnostic((), message)])
+    return doc
+
+
+def _syntax_diagnostic(file: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or "invalid YAML"
+    if "\\t" in problem or "tab" in problem:
+        problem = "a tab character here: YAML indentation must use spaces, not tabs"
+    elif exc.context:
+        problem = f"{problem} ({exc.context})"
+    return Diagnostic(file, line, col, "$", f"YAML syntax error: {problem}")
+
+
+def load_file(path: Path) -> Document:
+    """Read and parse the spec at `path`, or raise SpecError naming what went wrong."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SpecError([Diagnostic(str(path), 1, 1, "$", f"cannot read: {reason}")]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = "not UTF-8 text: save the spec as UTF-8"
+        raise SpecError([Diagnostic(str(path), line, 1, "$", message)]) from exc
+    return load_text(text, str(path))

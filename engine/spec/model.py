@@ -1,0 +1,208 @@
+"""The validated spec as a typed, frozen model: what every stage after validation reads.
+
+Every reference in a Spec resolves, durations are seconds and sizes are bytes. Maps are
+plain dicts, to be treated as read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+def env_name(name: str) -> str:
+    """The environment variable for a secret or app name: `github-secret` -> `GITHUB_SECRET`."""
+    return name.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """Where a secret's value comes from: exactly one of env, file, or a dotenv file's key."""
+
+    name: str
+    env: str | None = None
+    file: str | None = None
+    env_file: str | None = None
+    key: str | None = None
+
+    def describe(self) -> str:
+        """Human text for where the value is read from, e.g. `environment variable X`."""
+        if self.env:
+            return f"environment variable {self.env}"
+        if self.file:
+            return f"file {self.file}"
+        return f"key {self.key} of {self.env_file}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A secret given to an app or task: as `variable`, or as a file whose path is in `variable_FILE`."""
+
+    secret: str
+    variable: str
+    as_file: bool = False
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Who may call: `bearer` (a token) or `api_key` (a header), checked against a secret."""
+
+    kind: Literal["bearer", "api_key"]
+    secret: str
+    header: str = "Authorization"
+
+
+@dataclass(frozen=True)
+class HandlerAction:
+    """Call the user's function `module:function`."""
+
+    module: str
+    function: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.module}:{self.function}"
+
+
+@dataclass(frozen=True)
+class RespondAction:
+    """Answer a fixed response; strings may hold `${{ }}` expressions."""
+
+    status: int = 200
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunAction:
+    """Start a run of `task`; `wait` is False, True, or seconds to wait for the result."""
+
+    task: str
+    inputs: Any = None
+    wait: bool | float = False
+    allow: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ProxyAction:
+    """Forward the request to app `app` at `path` (default: the same path)."""
+
+    app: str
+    path: str | None = None
+
+
+Action = HandlerAction | RespondAction | RunAction | ProxyAction
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP route. `auth` None means the app's auth applies; `open` means explicitly none."""
+
+    method: str
+    path: str
+    action: Action
+    query: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | bool | None = None
+    auth: Auth | None = None
+    open: bool = False
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A signed webhook receiver."""
+
+    path: str
+    provider: Literal["github", "standard", "plain"]
+    secrets: tuple[str, ...] = ()
+    events: dict[str, Action] = field(default_factory=dict)
+    action: Action | None = None
+    max_body: int = 25_000_000
+    dedupe: float = 72 * 3600.0
+    auth: Auth | None = None
+    open: bool = False
+
+
+@dataclass(frozen=True)
+class WebSocket:
+    """A WebSocket endpoint: a built-in `pattern` or the user's `handler`."""
+
+    path: str
+    pattern: str | None = None
+    handler: HandlerAction | None = None
+    source: HandlerAction | None = None
+    interval: float = 1.0
+    auth: Auth | None = None
+    open: bool = False
+    heartbeat: float | None = None
+    max_message: int | None = None
+    max_connections: int | None = None
+
+
+@dataclass(frozen=True)
+class Static:
+    """A folder served as-is (a browser page)."""
+
+    path: str
+    dir: str
+
+
+@dataclass(frozen=True)
+class App:
+    """A long-running HTTP/WebSocket service."""
+
+    name: str
+    description: str = ""
+    port: int | None = None
+    depends_on: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    grants: tuple[Grant, ...] = ()
+    auth: Auth | None = None
+    health: str = "/health"
+    routes: tuple[Route, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+    websockets: tuple[WebSocket, ...] = ()
+    static: Static | None = None
+    command: tuple[str, ...] | str | None = None
+    replicas: int = 1
+    include: tuple[str, ...] = ()
+
+    @property
+    def generated(self) -> bool:
+        """Whether engine generates this app's module (False for `command:` apps)."""
+        return self.command is None
+
+
+@dataclass(frozen=True)
+class Task:
+    """Batch work: `handler` called with validated inputs."""
+
+    name: str
+    handler: HandlerAction
+    description: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    grants: tuple[Grant, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
+    timeout: float | None = None
+    include: tuple[str, ...] = ()
+    concurrency: int = 2
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole validated spec."""
+
+    version: int
+    project: str
+    path: Path
+    sha256: str
+    secrets: dict[str, SecretSource] = field(default_factory=dict)
+    tasks: dict[str, Task] = field(default_factory=dict)
+    apps: dict[str, App] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        """The spec's folder: the working directory and import root of every process."""
+        return self.path.parent

@@ -1,0 +1,184 @@
+"""Validate a loaded spec against the JSON Schema, with messages written for people.
+
+jsonschema's own messages name schema keywords; these name the key, the value, what would
+be right and, for unknown keys and values, the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import cache
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from engine.errors import Diagnostic
+from engine.resources import schema_path
+from engine.spec.loader import Document, JsonPath, yaml_type_hint
+
+_NAME_RULE = (
+    "use 2 to 63 lower-case letters, digits and '-', starting with a letter and "
+    "ending with a letter or digit (a DNS label), e.g. 'add-one-app'"
+)
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The spec language's JSON Schema, as shipped in `schemas/engine.schema.json`."""
+    return json.loads(schema_path().read_text(encoding="utf-8"))
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+def schema_errors(doc: Document) -> list[Diagnostic]:
+    """Every schema violation in `doc`, one positioned diagnostic each."""
+    found: dict[tuple, Diagnostic] = {}
+    for error in _validator().iter_errors(doc.data):
+        for diagnostic in _explain(doc, error):
+            found.setdefault((diagnostic.line, diagnostic.col, diagnostic.message), diagnostic)
+    return sorted(found.values())
+
+
+def _explain(doc: Document, error: ValidationError) -> list[Diagnostic]:
+    path: JsonPath = tuple(error.absolute_path)
+    keyword = error.validator
+    if "propertyNames" in error.absolute_schema_path:
+        path = (*path, error.instance)
+        return [
+            doc.diagnostic(path, f"{error.instance!r} is not a valid name: {_NAME_RULE}", key=True)
+        ]
+    if keyword == "additionalProperties":
+        return _unknown_keys(doc, error, path)
+    if keyword in ("oneOf", "anyOf"):
+        return _alternatives(doc, error, path)
+    return [doc.diagnostic(path, _message(doc, error, path))]
+
+
+def _unknown_keys(doc: Document, error: ValidationError, path: JsonPath) -> list[Diagnostic]:
+    known = list(error.schema.get("properties", {}))
+    result = []
+    for key in error.instance:
+        if key in known or key.startswith("x-"):
+            continue
+        message = f"unknown key {key!r}"
+        close = difflib.get_close_matches(key, known, n=1)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        elif known:
+            message += f"; expected one of: {', '.join(known)}"
+        result.append(doc.diagnostic((*path, key), message, key=True))
+    return result
+
+
+def _alternatives(doc: Document, error: ValidationError, path: JsonPath) -> list[Diagnostic]:
+    """oneOf/anyOf: say which of the exclusive keys is meant, or the best branch's problem."""
+    branches = error.schema[error.validator]
+    exclusive = [b["required"][0] for b in branches if list(b) == ["required"]]
+    if len(exclusive) == len(branches) and isinstance(error.instance, dict):
+        present = [k for k in exclusive if k in error.instance]
+        choices = ", ".join(exclusive)
+        if not present:
+            message = f"needs one of: {choices}"
+        else:
+            message = f"has {' and '.join(present)}; give exactly one of: {choices}"
+        return [doc.diagnostic(path, message)]
+    if all(_is_type_mismatch(e) for e in error.context):
+        return [doc.diagnostic(path, _expected_one_of(doc, error, path))]
+    best = best_match(error.context)
+    return _explain(doc, best) if best is not None else [doc.diagnostic(path, error.message)]
+
+
+def _is_type_mismatch(error: ValidationError) -> bool:
+    return error.validator in ("type", "const", "enum", "pattern") and not error.path
+
+
+def _expected_one_of(doc: Document, error: ValidationError, path: JsonPath) -> str:
+    """Explain a value that fits none of the alternatives, in the schema's own words."""
+    hint = yaml_type_hint(doc, path, error.instance)
+    description = error.schema.get("description", "").rstrip(".")
+    text = f"{_show(error.instance)} is not valid here"
+    if description:
+        text += f"; expected {description[0].lower()}{description[1:]}"
+    examples = error.schema.get("examples")
+    if examples:
+        text += " (e.g. " + ", ".join(_show(e) for e in examples[:3]) + ")"
+    return text + hint
+
+
+def _message(doc: Document, error: ValidationError, path: JsonPath) -> str:
+    keyword, value, rule = error.validator, error.instance, error.validator_value
+    if keyword == "required":
+        missing = [k for k in rule if k not in value]
+        return f"missing required key {missing[0]!r}" if missing else error.message
+    if keyword == "type":
+        kinds = rule if isinstance(rule, list) else [rule]
+        expected = " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+        return f"expected {expected}, got {_show(value)}{yaml_type_hint(doc, path, value)}"
+    if keyword == "enum":
+        message = f"{_show(value)} is not one of: {', '.join(map(str, rule))}"
+        close = difflib.get_close_matches(str(value), [str(r) for r in rule], n=1)
+        return message + (f"; did you mean {close[0]!r}?" if close else "")
+    if keyword == "const":
+        return f"{_show(value)} is not allowed here; the only value is {rule!r}"
+    if keyword == "pattern":
+        return f"{_show(value)} is not valid: {_pattern_advice(error)}"
+    if keyword == "propertyNames":
+        return f"{_show(value)} is not a valid name: {_pattern_advice(error)}"
+    if keyword in ("minimum", "exclusiveMinimum"):
+        return f"{_show(value)} is too small; the least allowed is {rule}"
+    if keyword in ("maximum", "exclusiveMaximum"):
+        return f"{_show(value)} is too large; the most allowed is {rule}"
+    if keyword == "maxLength":
+        return f"is {len(value)} characters long; at most {rule} are allowed"
+    if keyword in ("minLength", "minItems"):
+        return "must not be empty"
+    if keyword == "uniqueItems":
+        return "lists the same entry twice; remove the repeat"
+    if keyword == "not":
+        return _not_message(error)
+    return error.message
+
+
+def _pattern_advice(error: ValidationError) -> str:
+    """Say in words what the pattern asks for, using the schema's description if it has one."""
+    description = error.schema.get("description") or ""
+    if "name" in description.lower() and "DNS" in description:
+        return _NAME_RULE
+    if ":" in str(error.validator_value) and "module" in description.lower():
+        return "write module:function, e.g. handlers:add_one"
+    first_sentence = description.split(". ")[0].rstrip(".")
+    if not first_sentence:
+        return f"must match {error.validator_value}"
+    return first_sentence[0].lower() + first_sentence[1:]
+
+
+def _not_message(error: ValidationError) -> str:
+    required = (
+        error.validator_value.get("required") if isinstance(error.validator_value, dict) else None
+    )
+    if required:
+        return f"give either {required[0]!r} or {required[1]!r}, not both"
+    return error.message
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
