@@ -47,7 +47,7 @@ class EngineGroup(click.Group):
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Describe apps, webhooks, WebSockets and tasks in YAML; engine validates, builds and runs them.
+    """Describe apps, webhooks, WebSockets and tasks in YAML; validate, build and run them.
 
     \b
     Start here:

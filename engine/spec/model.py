@@ -37,7 +37,7 @@ class SecretSource:
 
 @dataclass(frozen=True)
 class Grant:
-    """A secret given to an app or task: as `variable`, or as a file whose path is in `variable_FILE`."""
+    """A secret given to an app or task: as `variable`, or as a file named in `variable_FILE`."""
 
     secret: str
     variable: str
