@@ -20,7 +20,7 @@ class ConfigError(EngineError):
 
 
 def env_name(name: str) -> str:
-    """The environment variable spelling of an app or secret name: `github-secret` -> `GITHUB_SECRET`."""
+    """The variable spelling of an app or secret name: `github-secret` -> `GITHUB_SECRET`."""
     return name.upper().replace("-", "_")
 
 
@@ -51,5 +51,7 @@ def secret(name_or_var: str) -> str:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"secret file of {var} ({var}_FILE) cannot be read: {exc.strerror}") from exc
+        raise ConfigError(
+            f"secret file of {var} ({var}_FILE) cannot be read: {exc.strerror}"
+        ) from exc
     return text[:-1] if text.endswith("\n") else text

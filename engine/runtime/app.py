@@ -1,0 +1,278 @@
+"""The API generated modules call: make an app, then declare its routes.
+
+    app = create_app(project="shop", name="api")
+    add_handler_route(app, method="GET", path="/", handler=add_one, query={"x": {...}})
+
+Everything read from the environment (secrets, endpoints, the run API's address) is read
+when a route is declared, i.e. when the generated module is imported: a missing variable
+stops the app at start with a ConfigError naming it, never a 500 per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from engine.runtime import ConfigError, endpoint
+from engine.runtime.actions import Respond, Run, compile_action, context
+from engine.runtime.auth import ApiKey, Auth, Bearer, resolve
+from engine.runtime.handlers import Handler
+from engine.runtime.inputs import InvalidRequest, Parsed, RequestSchema, openapi_extra
+from engine.runtime.proxy import Proxy
+from engine.runtime.shared import Shared, shared
+from engine.runtime.webhooks import Webhook
+from engine.runtime.websockets import SocketEndpoint
+
+__all__ = [
+    "ApiKey",
+    "Bearer",
+    "Respond",
+    "Run",
+    "add_handler_route",
+    "add_proxy_route",
+    "add_respond_route",
+    "add_run_route",
+    "add_static",
+    "add_webhook",
+    "add_websocket",
+    "create_app",
+]
+
+Query = Mapping[str, dict[str, Any]] | None
+Answer = Callable[[Request, Parsed], Awaitable[Response]]
+
+
+def create_app(
+    *, project: str, name: str, description: str = "", health: str = "/health"
+) -> FastAPI:
+    """A FastAPI app with a health route, OpenAPI docs at /docs and one pooled HTTP client."""
+    state = Shared.from_env(project, name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _static_last(app)
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            state.http = http
+            try:
+                yield
+            finally:
+                state.http = None
+
+    app = FastAPI(title=f"{project}: {name}", description=description, lifespan=lifespan)
+    app.state.engine = state
+
+    async def healthy() -> dict[str, str]:
+        return {"status": "healthy"}
+
+    app.add_api_route(health, healthy, methods=["GET"], summary="Health check")
+    return app
+
+
+def add_handler_route(
+    app: FastAPI,
+    *,
+    method: str,
+    path: str,
+    handler: Callable[..., Any],
+    query: Query = None,
+    body: dict[str, Any] | None = None,
+    auth: Auth = None,
+) -> None:
+    """A route that calls the user's `handler` with the request's values."""
+    function = Handler(handler)
+    _add(
+        app,
+        method,
+        path,
+        function.respond,
+        query,
+        body,
+        auth,
+        summary=handler.__name__,
+        description=handler.__doc__,
+    )
+
+
+def add_respond_route(
+    app: FastAPI,
+    *,
+    method: str,
+    path: str,
+    respond: Respond,
+    query: Query = None,
+    body: dict[str, Any] | None = None,
+    auth: Auth = None,
+) -> None:
+    """A route answering a fixed response, whose strings may hold expressions."""
+    _add(app, method, path, _action_answer(app, respond), query, body, auth, summary="Respond")
+
+
+def add_run_route(
+    app: FastAPI,
+    *,
+    method: str,
+    path: str,
+    run: Run,
+    query: Query = None,
+    body: dict[str, Any] | None = None,
+    auth: Auth = None,
+) -> None:
+    """A route that starts a run of a task (and waits for it if `run.wait` says so)."""
+    shared(app).need_runs()
+    _add(app, method, path, _action_answer(app, run), query, body, auth, summary=f"Run {run.task}")
+
+
+def add_proxy_route(
+    app: FastAPI,
+    *,
+    method: str,
+    path: str,
+    target: str,
+    target_path: str | None = None,
+    query: Query = None,
+    body: dict[str, Any] | None = None,
+    auth: Auth = None,
+) -> None:
+    """A route forwarding the request to app `target` (at `target_path`, default the same path)."""
+    proxy = Proxy(target, endpoint(target), target_path)
+
+    async def answer(request: Request, parsed: Parsed) -> Response:
+        return await proxy.forward(request, shared(app).client())
+
+    _add(app, method, path, answer, query, body, auth, summary=f"Proxy to {target}")
+
+
+def add_webhook(
+    app: FastAPI,
+    *,
+    path: str,
+    provider: str,
+    secret_envs: tuple[str, ...] = (),
+    events: Mapping[str, Respond | Run] | None = None,
+    action: Respond | Run | None = None,
+    max_body: int = 26214400,
+    dedupe: float | None = 259200.0,
+    auth: Auth = None,
+) -> None:
+    """A webhook receiver (`github`, `standard` or `plain`); see engine.runtime.webhooks."""
+    hook = Webhook(
+        shared(app),
+        path=path,
+        provider=provider,
+        secret_envs=tuple(secret_envs),
+        events=events,
+        action=action,
+        max_body=max_body,
+        dedupe=dedupe,
+        auth=auth,
+    )
+    app.add_api_route(path, hook, methods=["POST"], summary=f"{provider} webhook")
+
+
+def add_websocket(
+    app: FastAPI,
+    *,
+    path: str,
+    pattern: str | None = None,
+    handler: Callable[[WebSocket], Awaitable[Any]] | None = None,
+    source: Callable[..., Any] | None = None,
+    interval: float = 1.0,
+    auth: Auth = None,
+    heartbeat: float | None = None,
+    max_message: int | None = None,
+    max_connections: int | None = None,
+) -> None:
+    """A WebSocket endpoint with a built-in `pattern` or the user's `handler`."""
+    socket = SocketEndpoint(
+        shared(app),
+        pattern=pattern,
+        handler=handler,
+        source=source,
+        interval=interval,
+        auth=auth,
+        heartbeat=heartbeat,
+        max_message=max_message,
+        max_connections=max_connections,
+    )
+    app.add_api_websocket_route(path, socket)
+
+
+def add_static(app: FastAPI, *, path: str, directory: str) -> None:
+    """Serve `directory` (relative to the working directory) at `path`, index.html included.
+
+    Static folders are matched after every route, whatever the order of declaration.
+    """
+    folder = Path(directory).resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"static folder {directory!r} does not exist ({folder})")
+    app.mount(path, StaticFiles(directory=folder, html=True), name=f"static:{path}")
+
+
+def _add(
+    app: FastAPI,
+    method: str,
+    path: str,
+    answer: Answer,
+    query: Query,
+    body: dict[str, Any] | None,
+    auth: Auth,
+    *,
+    summary: str,
+    description: str | None = None,
+) -> None:
+    guard = resolve(auth)
+    schema = RequestSchema(dict(query) if query is not None else None, body)
+
+    async def route(request: Request) -> Response:
+        denied = guard.check(request.headers)
+        if denied:
+            return JSONResponse(
+                {"detail": denied.detail}, denied.status, headers=dict(denied.headers)
+            )
+        try:
+            parsed = await schema.parse(request)
+        except InvalidRequest as exc:
+            return JSONResponse({"detail": exc.errors}, 422)
+        return await answer(request, parsed)
+
+    app.add_api_route(
+        path,
+        route,
+        methods=[method.upper()],
+        summary=summary,
+        description=description or "",
+        openapi_extra=openapi_extra(path, schema) or None,
+    )
+
+
+def _action_answer(app: FastAPI, action: Respond | Run) -> Answer:
+    act = compile_action(action)
+    state = shared(app)
+
+    async def answer(request: Request, parsed: Parsed) -> Response:
+        ctx = context(
+            path=parsed.path,
+            query=parsed.query,
+            body=parsed.body,
+            headers=parsed.headers,
+            endpoints=state.endpoints,
+        )
+        return await act(ctx, state.runs())
+
+    return answer
+
+
+def _static_last(app: FastAPI) -> None:
+    """Move static mounts behind every route, so that `/` does not shadow the API."""
+    routes = app.router.routes
+    routes.sort(key=lambda r: isinstance(r, Mount) and isinstance(r.app, StaticFiles))

@@ -1,0 +1,146 @@
+"""`${{ expr }}` expressions: Jinja2 expressions evaluated in an immutable sandbox.
+
+Values are compiled once, when a route is declared (`compile_value`), and evaluated per
+request over a context with `path`, `query`, `body`, `headers`, `event`, `delivery` and
+`endpoints`.
+
+Decisions:
+* A string that is exactly one expression (surrounding blanks allowed) keeps the result's
+  type; any other string with expressions becomes a string, where None and missing values
+  print as "", dicts, lists and booleans as JSON, everything else with `str()`.
+* A missing key (`body.nothing.deeper`) is not an error: it evaluates to None (or "" inside
+  a string), as webhook payloads often lack optional fields. Calling or comparing a missing
+  value still fails.
+* `a.b` on a mapping means the key "b" first (`body.items` is the payload's field, not
+  the dict method); other attributes as in Jinja.
+* Unsafe attributes (`__class__`, `mro`, ...) raise at once instead of quietly giving an
+  undefined value, so an escape attempt is reported, never executed.
+* An expression may not contain `}}` (the end marker), e.g. in a nested dict literal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from engine.errors import EngineError
+
+__all__ = ["CONTEXT_NAMES", "ExpressionError", "check_syntax", "compile_value", "has_expression"]
+
+CONTEXT_NAMES = ("path", "query", "body", "headers", "event", "delivery", "endpoints")
+_EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_WHOLE = re.compile(r"\s*\$\{\{((?:(?!\}\}).)*)\}\}\s*", re.DOTALL)
+
+Renderer = Callable[[Mapping[str, Any]], Any]
+
+
+class ExpressionError(EngineError):
+    """Raised when an expression has bad syntax or fails while it is evaluated."""
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, made to fail loudly on unsafe attribute access."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # JSON data first: `body.items` is the payload's "items", not dict.items.
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        raise SecurityError(f"access to attribute {attribute!r} is not allowed")
+
+
+_ENV = _Sandbox(undefined=jinja2.ChainableUndefined, autoescape=False)
+
+
+def has_expression(text: str) -> bool:
+    """Whether `text` holds at least one `${{ }}` expression."""
+    return "${{" in text
+
+
+def check_syntax(text: str) -> str | None:
+    """The syntax error of the first bad expression in `text` (with its column), or None."""
+    for start, source in _expressions(text):
+        if source is None:
+            return f"column {start + 1}: '${{{{' is not closed by '}}}}'"
+        try:
+            _ENV.compile_expression(source, undefined_to_none=False)
+        except jinja2.TemplateSyntaxError as exc:
+            return f"column {start + 1}: {exc.message}"
+    return None
+
+
+def compile_value(tree: Any) -> Renderer:
+    """Compile a tree of values (dicts, lists, scalars) whose strings may hold expressions.
+
+    Returns a function from a context mapping to the evaluated tree. Raises
+    ExpressionError on a syntax error.
+    """
+    if isinstance(tree, str):
+        return _compile_string(tree)
+    if isinstance(tree, Mapping):
+        items = [(key, compile_value(value)) for key, value in tree.items()]
+        return lambda ctx: {key: render(ctx) for key, render in items}
+    if isinstance(tree, list | tuple):
+        renders = [compile_value(value) for value in tree]
+        return lambda ctx: [render(ctx) for render in renders]
+    return lambda ctx: tree
+
+
+def _expressions(text: str) -> list[tuple[int, str | None]]:
+    """(column offset, source) of each expression; source None for an unclosed one."""
+    found = [(m.start(), m.group(1)) for m in _EXPR.finditer(text)]
+    tail = text.rfind("${{")
+    if tail >= 0 and "}}" not in text[tail:]:
+        found.append((tail, None))
+    return found
+
+
+def _compile_string(text: str) -> Renderer:
+    if not has_expression(text):
+        return lambda ctx: text
+    error = check_syntax(text)
+    if error:
+        raise ExpressionError(f"bad expression in {text!r}: {error}")
+    whole = _WHOLE.fullmatch(text)
+    if whole:
+        expr = _ENV.compile_expression(whole.group(1), undefined_to_none=False)
+        return lambda ctx: _plain(_evaluate(expr, ctx, text))
+    parts: list[str | Any] = []
+    last = 0
+    for match in _EXPR.finditer(text):
+        parts.append(text[last : match.start()])
+        parts.append(_ENV.compile_expression(match.group(1), undefined_to_none=False))
+        last = match.end()
+    parts.append(text[last:])
+    return lambda ctx: "".join(
+        part if isinstance(part, str) else _to_text(_evaluate(part, ctx, text)) for part in parts
+    )
+
+
+def _evaluate(expr: Any, ctx: Mapping[str, Any], text: str) -> Any:
+    try:
+        return expr(**ctx)
+    except SecurityError as exc:
+        raise ExpressionError(f"{text!r}: {exc}") from exc
+    except Exception as exc:
+        raise ExpressionError(f"{text!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _plain(value: Any) -> Any:
+    return None if isinstance(value, jinja2.Undefined) else value
+
+
+def _to_text(value: Any) -> str:
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | tuple | bool):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

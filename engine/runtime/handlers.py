@@ -1,0 +1,73 @@
+"""Calling a user's handler function with the values of a request.
+
+The handler gets path and query values by name and the body as `body=` (only the names it
+accepts, unless it takes `**kwargs`), plus `request=` if it asks for it. Sync handlers run
+in a thread. Its return value is the JSON response; a Starlette Response is returned as is,
+and an HTTPException it raises is answered as FastAPI would. Anything else it raises gets a
+500 with a short message; the traceback goes to the log only.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from engine.runtime.inputs import Parsed
+
+__all__ = ["Handler", "handler_name"]
+
+log = logging.getLogger("engine.runtime")
+
+
+def handler_name(function: Callable[..., Any]) -> str:
+    """`module:function` of a handler, as the spec names it."""
+    return f"{function.__module__}:{function.__qualname__}"
+
+
+class Handler:
+    """A user function with its signature inspected once."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.name = handler_name(function)
+        params = inspect.signature(function).parameters.values()
+        self.takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        self.names = {
+            p.name
+            for p in params
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        }
+        self.is_async = inspect.iscoroutinefunction(function)
+
+    def arguments(self, parsed: Parsed, request: Request) -> dict[str, Any]:
+        """The keyword arguments this handler accepts, out of the request's values."""
+        offered = {**parsed.query, **parsed.path, "body": parsed.body}
+        if self.takes_all:
+            return offered | ({"request": request} if "request" in self.names else {})
+        offered["request"] = request
+        return {name: value for name, value in offered.items() if name in self.names}
+
+    async def respond(self, parsed: Parsed, request: Request) -> Response:
+        """Call the handler and turn its result (or its failure) into a response."""
+        kwargs = self.arguments(parsed, request)
+        try:
+            if self.is_async:
+                result = await self.function(**kwargs)
+            else:
+                result = await run_in_threadpool(self.function, **kwargs)
+        except HTTPException:
+            raise
+        except Exception:
+            log.exception("handler %s raised", self.name)
+            return JSONResponse({"detail": f"Internal error in handler {self.name}"}, 500)
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(jsonable_encoder(result))

@@ -1,0 +1,103 @@
+"""An async client of the engine's run API (`ENGINE_API_URL`, `ENGINE_API_TOKEN`).
+
+It borrows the app's pooled `httpx.AsyncClient` (opened and closed by the app's lifespan).
+Errors: `RunAPIUnreachable` when no answer came, `RunAPIError` (with `status` and `body`)
+when the API answered with an error status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from engine.errors import ControlPlaneError
+from engine.runtime import ConfigError
+
+__all__ = ["FINAL_STATES", "RunAPIError", "RunAPIUnreachable", "RunClient"]
+
+FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+_SLACK = 10.0  # seconds allowed on top of a server-side wait before the client gives up
+
+
+class RunAPIUnreachable(ControlPlaneError):
+    """Raised when the run API cannot be reached or does not answer in time."""
+
+
+class RunAPIError(ControlPlaneError):
+    """Raised when the run API answers with an error status."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"run API answered {status}")
+
+
+class RunClient:
+    """Start, read and follow runs through the run API."""
+
+    def __init__(self, base_url: str, token: str, http: httpx.AsyncClient) -> None:
+        self.base_url = base_url.rstrip("/") + "/api/v1/runs"
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = http
+
+    @staticmethod
+    def settings_from_env() -> tuple[str, str]:
+        """(url, token) of the run API; raises ConfigError if `ENGINE_API_URL` is unset."""
+        url = os.environ.get("ENGINE_API_URL")
+        if not url:
+            raise ConfigError("ENGINE_API_URL is not set: this app cannot start runs")
+        return url, os.environ.get("ENGINE_API_TOKEN", "")
+
+    async def start(self, task: str, inputs: Any) -> dict[str, Any]:
+        """Create a run of `task`; the run as JSON (raises RunAPIError on 404/422/...)."""
+        return await self._call("POST", "", json={"task": task, "inputs": inputs})
+
+    async def get(self, run_id: str) -> dict[str, Any]:
+        """The run `run_id` as JSON."""
+        return await self._call("GET", f"/{run_id}")
+
+    async def wait(self, run_id: str, timeout: float) -> dict[str, Any]:
+        """The run once finished or after `timeout` seconds, whichever comes first."""
+        return await self._call(
+            "GET", f"/{run_id}/wait", params={"timeout": timeout}, timeout=timeout + _SLACK
+        )
+
+    async def events(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Each state of the run as it changes (server-sent events), until a final one."""
+        url = f"{self.base_url}/{run_id}/events"
+        try:
+            async with self.http.stream(
+                "GET", url, headers=self.headers, timeout=httpx.Timeout(10.0, read=None)
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise RunAPIError(response.status_code, _json_or_text(response))
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        yield json.loads(line[5:].strip())
+        except httpx.HTTPError as exc:
+            raise RunAPIUnreachable(f"run API unreachable: {type(exc).__name__}") from exc
+
+    async def _call(
+        self, method: str, path: str, *, timeout: float = 10.0, **kwargs: Any
+    ) -> dict[str, Any]:
+        try:
+            response = await self.http.request(
+                method, self.base_url + path, headers=self.headers, timeout=timeout, **kwargs
+            )
+        except httpx.HTTPError as exc:
+            raise RunAPIUnreachable(f"run API unreachable: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            raise RunAPIError(response.status_code, _json_or_text(response))
+        return response.json()
+
+
+def _json_or_text(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"detail": response.text}

@@ -1,0 +1,171 @@
+"""Webhook receivers: `github`, `standard` (Standard Webhooks / Svix) and `plain`.
+
+Order of checks (the spec's runtime contract): a declared Content-Length over `max_body`
+-> 413 at once; auth (`plain`, or any provider given `auth`) -> 401/403; the body, read as
+a stream and abandoned -> 413 as soon as it passes `max_body`; the signature over the raw
+bytes -> 401; JSON parsing -> 415 (github) or 400. Then `ping` (github) -> 200, unlisted
+events -> 202 ignored, a delivery id seen within `dedupe` seconds -> 200 duplicate, and
+finally the event's action. A delivery whose action fails with a 5xx is forgotten again, so
+that the sender's retry is handled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from engine.runtime import secret
+from engine.runtime.actions import Respond, Run, compile_action, context
+from engine.runtime.auth import Auth, resolve
+from engine.runtime.dedupe import DeliveryLog
+from engine.runtime.shared import Shared
+from engine.runtime.signatures import BadSignature, standard_key, verify_github, verify_standard
+
+__all__ = ["PROVIDERS", "Webhook"]
+
+PROVIDERS = ("github", "standard", "plain")
+
+
+class _Reject(Exception):
+    """A request refused with `status` and `detail`."""
+
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.response = JSONResponse({"detail": detail}, status, headers=dict(headers or {}))
+
+
+class Webhook:
+    """One webhook endpoint, its secrets read and its actions compiled."""
+
+    def __init__(
+        self,
+        state: Shared,
+        *,
+        path: str,
+        provider: str,
+        secret_envs: tuple[str, ...],
+        events: Mapping[str, Respond | Run] | None,
+        action: Respond | Run | None,
+        max_body: int,
+        dedupe: float | None,
+        auth: Auth,
+    ) -> None:
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown webhook provider {provider!r}: one of {PROVIDERS}")
+        if provider != "plain" and not secret_envs:
+            raise ValueError(f"a {provider} webhook needs at least one secret")
+        self.state = state
+        self.provider = provider
+        self.guard = resolve(auth)
+        self.keys = [self._key(var) for var in secret_envs]
+        self.events = {name: compile_action(a) for name, a in (events or {}).items()}
+        self.action = None if action is None else compile_action(action)
+        self.max_body = max_body
+        self.log = None
+        if dedupe and provider != "plain":
+            self.log = DeliveryLog(_dedupe_file(state.data_dir()), path, dedupe)
+        actions = [*(events or {}).values(), *([action] if action else [])]
+        if any(isinstance(a, Run) for a in actions):
+            state.need_runs()
+
+    def _key(self, var: str) -> bytes:
+        value = secret(var)
+        return standard_key(value, var) if self.provider == "standard" else value.encode()
+
+    async def __call__(self, request: Request) -> Response:
+        """The route's endpoint."""
+        try:
+            return await self._handle(request)
+        except _Reject as reject:
+            return reject.response
+
+    async def _handle(self, request: Request) -> Response:
+        self._check_declared_length(request)
+        denied = self.guard.check(request.headers)
+        if denied:
+            raise _Reject(denied.status, denied.detail, denied.headers)
+        raw = await self._read(request)
+        self._verify(request, raw)
+        body = self._parse(raw)
+        event, delivery = self._event(request, body)
+        if self.provider == "github" and event == "ping" and "ping" not in self.events:
+            return JSONResponse({"status": "pong"})
+        action = self.action if self.provider == "plain" else self.events.get(event or "")
+        if action is None:
+            return JSONResponse({"status": "ignored"}, 202)
+        if delivery and self.log and not await run_in_threadpool(self.log.claim, delivery):
+            return JSONResponse({"status": "duplicate", "delivery": delivery})
+        ctx = context(
+            path=request.path_params,
+            query=request.query_params,
+            body=body,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            event=event,
+            delivery=delivery,
+            endpoints=self.state.endpoints,
+        )
+        response = await action(ctx, self.state.runs())
+        if response.status_code >= 500 and delivery and self.log:
+            await run_in_threadpool(self.log.release, delivery)
+        return response
+
+    def _check_declared_length(self, request: Request) -> None:
+        declared = request.headers.get("content-length")
+        if declared is None:
+            return
+        if not declared.isdigit():
+            raise _Reject(400, "malformed Content-Length header")
+        if int(declared) > self.max_body:
+            raise _Reject(413, f"body over {self.max_body} bytes")
+
+    async def _read(self, request: Request) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise _Reject(413, f"body over {self.max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _verify(self, request: Request, raw: bytes) -> None:
+        try:
+            if self.provider == "github":
+                verify_github(request.headers, raw, self.keys)
+            elif self.provider == "standard":
+                verify_standard(request.headers, raw, self.keys)
+        except BadSignature as exc:
+            raise _Reject(401, str(exc)) from None
+
+    def _parse(self, raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            if self.provider == "github":
+                raise _Reject(
+                    415, "body is not JSON: set the webhook's content type to application/json"
+                ) from None
+            raise _Reject(400, "body is not JSON") from None
+
+    def _event(self, request: Request, body: Any) -> tuple[str | None, str | None]:
+        if self.provider == "github":
+            event = request.headers.get("x-github-event")
+            if not event:
+                raise _Reject(400, "missing X-GitHub-Event header")
+            return event, request.headers.get("x-github-delivery")
+        if self.provider == "standard":
+            event = body.get("type") if isinstance(body, dict) else None
+            if not isinstance(event, str):
+                raise _Reject(400, "body has no string 'type' field")
+            return event, request.headers.get("webhook-id")
+        return None, None
+
+
+def _dedupe_file(data_dir: Path) -> Path:
+    return data_dir / "webhook-deliveries.db"

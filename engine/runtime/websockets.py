@@ -1,0 +1,298 @@
+"""WebSocket endpoints: echo, broadcast, chat, stream, task-runner, or the user's handler.
+
+Decisions:
+* `auth` is checked before the handshake is accepted; a refused client gets close code
+  1008 (over a real server that is the handshake answered 403, as ASGI servers do).
+* `max_connections` is checked after accepting, so the client receives close code 1013
+  ("try again later") instead of a bare refused handshake.
+* `max_message` (bytes of a text or binary frame) over -> close 1009.
+* `heartbeat`: ASGI gives applications no access to protocol pings, so the heartbeat is a
+  message: every N seconds the server sends the text `{"type": "ping"}`; any frame from
+  the client counts as an answer (`{"type": "pong"}` is swallowed, never passed on). A
+  client that leaves two pings unanswered is closed with 1001.
+* A custom handler gets the socket already accepted (it must not call `accept()`), and
+  reads its own frames: `heartbeat` and `max_message` do not apply to it.
+* task-runner runs the requests of one socket concurrently; each run's messages keep
+  their order.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from fastapi.encoders import jsonable_encoder
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.websockets import WebSocket, WebSocketState
+
+from engine.runtime.auth import Auth, resolve
+from engine.runtime.runclient import FINAL_STATES, RunAPIError, RunAPIUnreachable, RunClient
+from engine.runtime.shared import Shared
+
+__all__ = ["PATTERNS", "PING", "PONG", "SocketEndpoint"]
+
+log = logging.getLogger("engine.runtime")
+PATTERNS = ("echo", "broadcast", "chat", "stream", "task-runner")
+PING = '{"type": "ping"}'
+PONG = '{"type": "pong"}'
+Frame = str | bytes
+
+
+class Connection:
+    """One accepted socket with the endpoint's limits applied to what it receives."""
+
+    def __init__(self, websocket: WebSocket, max_message: int | None) -> None:
+        self.websocket = websocket
+        self.max_message = max_message
+        self.unanswered = 0
+
+    @property
+    def open(self) -> bool:
+        """Whether frames can still be sent."""
+        return self.websocket.application_state is WebSocketState.CONNECTED
+
+    async def receive(self) -> Frame | None:
+        """The next frame from the client, or None once the socket is closed."""
+        while self.open:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            self.unanswered = 0
+            frame: Frame = message["text"] if message.get("text") is not None else message["bytes"]
+            size = len(frame.encode()) if isinstance(frame, str) else len(frame)
+            if self.max_message is not None and size > self.max_message:
+                await self.close(1009)
+                return None
+            if frame != PONG:
+                return frame
+        return None
+
+    async def send(self, frame: Frame) -> None:
+        """Send a text or binary frame (nothing if the socket is closed)."""
+        if not self.open:
+            return
+        if isinstance(frame, str):
+            await self.websocket.send_text(frame)
+        else:
+            await self.websocket.send_bytes(frame)
+
+    async def send_json(self, value: Any) -> None:
+        """Send `value` as one JSON text frame."""
+        await self.send(json.dumps(jsonable_encoder(value), ensure_ascii=False))
+
+    async def close(self, code: int) -> None:
+        """Close with `code` unless already closed."""
+        if self.open:
+            await self.websocket.close(code)
+
+
+class SocketEndpoint:
+    """One declared WebSocket path: its options resolved, its pattern chosen."""
+
+    def __init__(
+        self,
+        state: Shared,
+        *,
+        pattern: str | None,
+        handler: Callable[[WebSocket], Awaitable[Any]] | None,
+        source: Callable[..., Any] | None,
+        interval: float,
+        auth: Auth,
+        heartbeat: float | None,
+        max_message: int | None,
+        max_connections: int | None,
+    ) -> None:
+        if (pattern is None) == (handler is None):
+            raise ValueError("a WebSocket needs exactly one of pattern and handler")
+        if pattern is not None and pattern not in PATTERNS:
+            raise ValueError(f"unknown WebSocket pattern {pattern!r}: one of {PATTERNS}")
+        if pattern == "stream" and source is None:
+            raise ValueError("a stream WebSocket needs a source")
+        if pattern == "task-runner":
+            state.need_runs()
+        self.state = state
+        self.guard = resolve(auth)
+        self.pattern = pattern
+        self.handler = handler
+        self.source = source
+        self.interval = interval
+        self.heartbeat = heartbeat
+        self.max_message = max_message
+        self.max_connections = max_connections
+        self.clients: set[Connection] = set()
+        self.rooms: dict[str, set[Connection]] = {}
+
+    async def __call__(self, websocket: WebSocket) -> None:
+        """The route's endpoint."""
+        if self.guard.check(websocket.headers) is not None:
+            await websocket.close(1008)
+            return
+        await websocket.accept()
+        conn = Connection(websocket, self.max_message)
+        if self.max_connections is not None and len(self.clients) >= self.max_connections:
+            await conn.close(1013)
+            return
+        self.clients.add(conn)
+        try:
+            await self._serve(conn)
+        finally:
+            self.clients.discard(conn)
+            await conn.close(1000)
+
+    async def _serve(self, conn: Connection) -> None:
+        if self.handler is not None:
+            await self.handler(conn.websocket)
+            return
+        serve = {
+            "echo": self._echo,
+            "broadcast": self._broadcast,
+            "chat": self._chat,
+            "stream": self._stream,
+            "task-runner": self._task_runner,
+        }[self.pattern or ""]
+        async with anyio.create_task_group() as group:
+            if self.heartbeat:
+                group.start_soon(self._beat, conn, group.cancel_scope)
+            await serve(conn)
+            group.cancel_scope.cancel()
+
+    async def _beat(self, conn: Connection, scope: anyio.CancelScope) -> None:
+        assert self.heartbeat is not None  # only started with a heartbeat
+        while conn.open:
+            await anyio.sleep(self.heartbeat)
+            if conn.unanswered >= 2:
+                log.info("WebSocket client missed two heartbeats; dropping it")
+                await conn.close(1001)
+                scope.cancel()
+                return
+            conn.unanswered += 1
+            await conn.send(PING)
+
+    async def _echo(self, conn: Connection) -> None:
+        while (frame := await conn.receive()) is not None:
+            await conn.send(f"Echo: {frame}" if isinstance(frame, str) else frame)
+
+    async def _broadcast(self, conn: Connection) -> None:
+        while (frame := await conn.receive()) is not None:
+            await _send_all(list(self.clients), frame)
+
+    async def _chat(self, conn: Connection) -> None:
+        params = conn.websocket.path_params
+        room = str(params.get("room", next(iter(params.values()), "")))
+        members = self.rooms.setdefault(room, set())
+        members.add(conn)
+        try:
+            while (frame := await conn.receive()) is not None:
+                await _send_all([c for c in members if c is not conn], frame)
+        finally:
+            members.discard(conn)
+            if not members:
+                self.rooms.pop(room, None)
+
+    async def _stream(self, conn: Connection) -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_drain, conn, group.cancel_scope)
+            try:
+                await self._produce(conn)
+            except Exception:
+                log.exception("stream source of %s raised", conn.websocket.url.path)
+                await conn.close(1011)
+            group.cancel_scope.cancel()
+
+    async def _produce(self, conn: Connection) -> None:
+        source = self.source
+        assert source is not None  # checked in __init__
+        if inspect.isasyncgenfunction(source):
+            async for value in source():
+                await conn.send_json(value)
+        elif inspect.isgeneratorfunction(source):
+            async for value in iterate_in_threadpool(source()):
+                await conn.send_json(value)
+        else:
+            while conn.open:
+                if inspect.iscoroutinefunction(source):
+                    value = await source()
+                else:
+                    value = await run_in_threadpool(source)
+                await conn.send_json(value)
+                await anyio.sleep(self.interval)
+
+    async def _task_runner(self, conn: Connection) -> None:
+        runs = self.state.runs()
+        assert runs is not None  # need_runs() was called in __init__
+        async with anyio.create_task_group() as group:
+            while (frame := await conn.receive()) is not None:
+                request = _task_request(frame)
+                if isinstance(request, str):
+                    await conn.send_json({"error": request})
+                else:
+                    group.start_soon(_follow, conn, runs, *request)
+            group.cancel_scope.cancel()
+
+
+async def _send_all(conns: list[Connection], frame: Frame) -> None:
+    for peer in conns:
+        try:
+            await peer.send(frame)
+        except Exception:  # a peer that vanished mid-send must not stop the others
+            log.debug("dropping a frame to a closed peer")
+
+
+async def _drain(conn: Connection, scope: anyio.CancelScope) -> None:
+    while await conn.receive() is not None:
+        pass
+    scope.cancel()
+
+
+def _task_request(frame: Frame) -> tuple[str, dict[str, Any]] | str:
+    """(task, inputs) out of a task-runner message, or the error to answer."""
+    usage = 'expected a JSON object {"task": NAME, "inputs": {...}}'
+    try:
+        message = json.loads(frame)
+    except ValueError:
+        return f"message is not JSON: {usage}"
+    if not isinstance(message, dict) or not isinstance(message.get("task"), str):
+        return usage
+    inputs = message.get("inputs", {})
+    if not isinstance(inputs, dict):
+        return f"inputs must be an object: {usage}"
+    return message["task"], inputs
+
+
+async def _follow(conn: Connection, runs: RunClient, task: str, inputs: dict[str, Any]) -> None:
+    try:
+        run = await runs.start(task, inputs)
+        await conn.send_json({"id": run["id"], "url": run.get("url"), "status": "started"})
+        last = run["status"]
+        if last not in FINAL_STATES:
+            async for update in runs.events(run["id"]):
+                run = update
+                if run["status"] != last and run["status"] not in FINAL_STATES:
+                    last = run["status"]
+                    await conn.send_json({"id": run["id"], "status": last})
+                if run["status"] in FINAL_STATES:
+                    break
+        await conn.send_json(_final(run))
+    except RunAPIError as exc:
+        if exc.status == 404:
+            await conn.send_json({"error": f"unknown task {task!r}"})
+        else:
+            await conn.send_json({"error": _detail(exc.body)})
+    except RunAPIUnreachable:
+        await conn.send_json({"error": "run API unreachable"})
+
+
+def _final(run: dict[str, Any]) -> dict[str, Any]:
+    if run["status"] == "succeeded":
+        return {"id": run["id"], "status": "succeeded", "outputs": run.get("outputs")}
+    if run["status"] in FINAL_STATES:
+        return {"id": run["id"], "status": run["status"], "error": run.get("error")}
+    return {"id": run["id"], "status": run["status"], "error": "run events ended early"}
+
+
+def _detail(body: Any) -> Any:
+    return body.get("detail", body) if isinstance(body, dict) else body
