@@ -282,7 +282,9 @@ class _Checker:
                 continue
             problem = check_syntax(text)
             if problem:
-                self.error(where, f"expression error: {problem}")
+                # The column is within the string, so show the string it counts in.
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                self.error(where, f"expression error in {shown!r}: {problem}")
 
 
 def _strings(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:

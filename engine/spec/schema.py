@@ -58,9 +58,8 @@ def _explain(doc: Document, error: ValidationError) -> list[Diagnostic]:
     keyword = error.validator
     if "propertyNames" in error.absolute_schema_path:
         path = (*path, error.instance)
-        return [
-            doc.diagnostic(path, f"{error.instance!r} is not a valid name: {_NAME_RULE}", key=True)
-        ]
+        message = f"{error.instance!r} is not a valid name: {_name_rule(error.instance)}"
+        return [doc.diagnostic(path, message, key=True)]
     if keyword == "additionalProperties":
         return _unknown_keys(doc, error, path)
     if keyword in ("oneOf", "anyOf"):
@@ -157,7 +156,7 @@ def _pattern_advice(error: ValidationError) -> str:
     """Say in words what the pattern asks for, using the schema's description if it has one."""
     description = error.schema.get("description") or ""
     if "name" in description.lower() and "DNS" in description:
-        return _NAME_RULE
+        return _name_rule(error.instance)
     if ":" in str(error.validator_value) and "module" in description.lower():
         return "write module:function, e.g. handlers:add_one"
     first_sentence = description.split(". ")[0].rstrip(".")
@@ -166,12 +165,21 @@ def _pattern_advice(error: ValidationError) -> str:
     return first_sentence[0].lower() + first_sentence[1:]
 
 
+def _name_rule(value: Any) -> str:
+    """The naming rule, saying first when the name is simply too long to count."""
+    if isinstance(value, str) and len(value) > 63:
+        return f"it is {len(value)} characters long; {_NAME_RULE}"
+    return _NAME_RULE
+
+
 def _not_message(error: ValidationError) -> str:
     required = (
         error.validator_value.get("required") if isinstance(error.validator_value, dict) else None
     )
-    if required:
+    if required and len(required) > 1:
         return f"give either {required[0]!r} or {required[1]!r}, not both"
+    if required:
+        return f"{required[0]!r} is not allowed here; remove it"
     return error.message
 
 
