@@ -55,7 +55,7 @@ class Handler:
         offered["request"] = request
         return {name: value for name, value in offered.items() if name in self.names}
 
-    async def respond(self, parsed: Parsed, request: Request) -> Response:
+    async def respond(self, request: Request, parsed: Parsed) -> Response:
         """Call the handler and turn its result (or its failure) into a response."""
         kwargs = self.arguments(parsed, request)
         try:
