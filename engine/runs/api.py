@@ -1,0 +1,219 @@
+"""The run API of the control plane, `/api/v1/runs`, behind the project's bearer token.
+
+    POST /api/v1/runs                    201 run | 404 unknown task | 422 bad inputs
+    GET  /api/v1/runs?task=&status=&limit=   {"runs": [run, ...]} newest first
+    GET  /api/v1/runs/{id}               run | 404
+    GET  /api/v1/runs/{id}/wait?timeout= run, once finished or after `timeout` s (200 both)
+    GET  /api/v1/runs/{id}/events        text/event-stream of `data: <run JSON>`, to a final state
+    GET  /api/v1/runs/{id}/logs          the run's stdout/stderr, text/plain
+    POST /api/v1/runs/{id}/cancel        run
+
+A missing token answers 401, a wrong one 403. A 422 for inputs has FastAPI's error shape,
+`loc` ending with the field: `{"detail": [{"loc": ["body", "inputs", "x"], ...}]}`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.errors import RunInputError
+from engine.runs.errors import UnknownRunError, UnknownTaskError
+from engine.runs.runner import Runner
+from engine.runs.store import Run, RunStatus, RunStore
+
+MAX_WAIT = 300.0
+"""Longest a `/wait` call holds the connection, in seconds; longer timeouts are capped."""
+
+_EXAMPLE_RUN = {
+    "id": "Xq3v9ZbT0kLm",
+    "task": "add-one",
+    "status": "succeeded",
+    "inputs": {"x": 41},
+    "outputs": {"y": 42},
+    "error": None,
+    "attempts": 1,
+    "url": "http://127.0.0.1:8700/runs/Xq3v9ZbT0kLm",
+    "created_at": "2025-01-01T12:00:00.000000+00:00",
+    "started_at": "2025-01-01T12:00:00.010000+00:00",
+    "finished_at": "2025-01-01T12:00:00.020000+00:00",
+}
+
+
+class RunRequest(BaseModel):
+    """A request to start a run."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"task": "add-one", "inputs": {"x": 41}}]}
+    )
+
+    task: str = Field(description="The task's name.")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="The task's inputs.")
+
+
+class RunOut(BaseModel):
+    """A run; times are ISO 8601 in UTC; `url` is its page in the console."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_RUN]})
+
+    id: str
+    task: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
+    inputs: dict[str, Any]
+    outputs: Any
+    error: str | None
+    attempts: int
+    url: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class RunList(BaseModel):
+    """Runs, newest first."""
+
+    runs: list[RunOut]
+
+
+def _authenticator(token: str) -> Any:
+    expected = token.encode()
+    bearer = HTTPBearer(auto_error=False, description="The project's ENGINE_API_TOKEN.")
+
+    async def authenticate(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if credentials is None:
+            raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        if not secrets.compare_digest(credentials.credentials.encode(), expected):
+            raise HTTPException(403, "invalid token")
+
+    return authenticate
+
+
+_NOT_FOUND = {404: {"description": "No run with this id."}}
+
+
+def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -> APIRouter:
+    """The run API's routes, each requiring `Authorization: Bearer <token>`."""
+    router = APIRouter(
+        prefix="/api/v1/runs",
+        tags=["runs"],
+        dependencies=[Depends(_authenticator(token))],
+        responses={401: {"description": "No bearer token."}, 403: {"description": "Wrong token."}},
+    )
+
+    def as_json(run: Run) -> dict[str, Any]:
+        return run.to_dict(base_url)
+
+    def existing(run_id: str) -> Run:
+        run = store.get(run_id)
+        if run is None:
+            raise HTTPException(404, str(UnknownRunError(run_id)))
+        return run
+
+    @router.post(
+        "",
+        status_code=201,
+        response_model=RunOut,
+        summary="Start a run",
+        responses={404: {"description": "Unknown task."}, 422: {"description": "Bad inputs."}},
+    )
+    async def create_run(request: RunRequest) -> dict[str, Any]:
+        """Validate the inputs against the task's schema, store the run and queue it."""
+        try:
+            run = await runner.submit(request.task, request.inputs)
+        except UnknownTaskError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except RunInputError as exc:
+            loc = ["body", "inputs", *filter(None, exc.field.split("."))]
+            detail = [{"loc": loc, "msg": exc.message, "type": "run_input"}]
+            raise HTTPException(422, detail) from exc
+        return as_json(run)
+
+    @router.get("", response_model=RunList, summary="List runs")
+    async def list_runs(
+        task: Annotated[str | None, Query(description="Only this task's runs.")] = None,
+        status: Annotated[RunStatus | None, Query(description="Only runs in this state.")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+    ) -> dict[str, Any]:
+        """Runs, newest first."""
+        return {"runs": [as_json(run) for run in store.list(task or None, status, limit)]}
+
+    @router.get("/{run_id}", response_model=RunOut, summary="Get a run", responses=_NOT_FOUND)
+    async def get_run(run_id: str) -> dict[str, Any]:
+        """The run with this id."""
+        return as_json(existing(run_id))
+
+    @router.get(
+        "/{run_id}/wait", response_model=RunOut, summary="Wait for a run", responses=_NOT_FOUND
+    )
+    async def wait_run(
+        run_id: str,
+        timeout: Annotated[
+            float, Query(ge=0, description=f"Seconds to wait, at most {MAX_WAIT:g}.")
+        ] = 30.0,
+    ) -> dict[str, Any]:
+        """The run once it is finished, or as it is after `timeout` seconds (200 either way)."""
+        existing(run_id)
+        return as_json(await runner.wait(run_id, min(timeout, MAX_WAIT)))
+
+    @router.get(
+        "/{run_id}/events",
+        summary="Follow a run",
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/event-stream": {"example": 'data: {"id": ...}\n\n'}}},
+            **_NOT_FOUND,
+        },
+    )
+    async def run_events(run_id: str) -> StreamingResponse:
+        """Server-Sent Events: `data: <run JSON>` now and on each change, closed when final."""
+        existing(run_id)
+        return StreamingResponse(
+            _events(runner, run_id, base_url),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get(
+        "/{run_id}/logs",
+        summary="A run's log",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}}, **_NOT_FOUND},
+    )
+    async def run_logs(run_id: str) -> PlainTextResponse:
+        """What the run printed to stdout and stderr (empty until it starts)."""
+        run = existing(run_id)
+        return PlainTextResponse(_read_log(run.log_path))
+
+    @router.post(
+        "/{run_id}/cancel", response_model=RunOut, summary="Cancel a run", responses=_NOT_FOUND
+    )
+    async def cancel_run(run_id: str) -> dict[str, Any]:
+        """Cancel a queued or running run; a finished run is returned unchanged."""
+        existing(run_id)
+        return as_json(await runner.cancel(run_id))
+
+    return router
+
+
+async def _events(runner: Runner, run_id: str, base_url: str) -> AsyncIterator[str]:
+    async with contextlib.aclosing(runner.subscribe(run_id)) as changes:
+        async for run in changes:
+            yield f"data: {json.dumps(run.to_dict(base_url))}\n\n"
+
+
+def _read_log(path: str | None) -> str:
+    try:
+        return Path(path).read_text(errors="replace") if path else ""
+    except FileNotFoundError:
+        return ""
