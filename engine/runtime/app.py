@@ -128,8 +128,9 @@ def add_run_route(
     auth: Auth = None,
 ) -> None:
     """A route that starts a run of a task (and waits for it if `run.wait` says so)."""
+    answer = _action_answer(app, run)
     shared(app).need_runs()
-    _add(app, method, path, _action_answer(app, run), query, body, auth, summary=f"Run {run.task}")
+    _add(app, method, path, answer, query, body, auth, summary=f"Run {run.task}")
 
 
 def add_proxy_route(
