@@ -1,0 +1,468 @@
+"""The supervisor: keeps one process per app running, healthy and recorded in the state.
+
+Each app is a small state machine; every transition goes through `_change_state`, which
+checks the edge and writes the state database:
+
+    STOPPED ──start──▶ STARTING ──healthy──▶ RUNNING ──exited──▶ BACKOFF ──delay──▶ STARTING
+                          │  └──unhealthy (restart)──────────────────▲   └─too many─▶ FAILED
+                          └──unhealthy (start)──▶ FAILED
+    any but STOPPED ──stop──▶ STOPPING ──gone──▶ STOPPED
+
+STOPPING is shown as "running" by `status()` (the process is still up and may still be
+answering); the state database records "stopping" as it is, so a control plane killed in
+the middle of a stop leaves the truth behind.
+
+A crashed app is restarted after a back-off (0.5 s doubling up to 30 s; a process that
+stayed up longer than 60 s starts the count again) and is FAILED after 10 quick failures
+in a row. Side effects (spawn, stop, health probe, clock) go through `Effects`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from engine.errors import ApplyError
+from engine.server import procs
+from engine.server.procs import ProcessHandle
+from engine.state import AppRecord, State
+
+PORT = "{port}"
+"""Written in `ProcessSpec.argv`, replaced by the app's port (e.g. `["--port", PORT]`)."""
+
+_WATCH_INTERVAL = 0.1
+_PROBE_INTERVAL = 0.1
+
+
+class AppState(enum.Enum):
+    """The states of one supervised app."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+_S = AppState
+TRANSITIONS: Mapping[AppState, frozenset[AppState]] = {
+    _S.STOPPED: frozenset({_S.STARTING}),
+    _S.STARTING: frozenset({_S.RUNNING, _S.BACKOFF, _S.FAILED, _S.STOPPING}),
+    _S.RUNNING: frozenset({_S.BACKOFF, _S.STOPPING}),
+    _S.BACKOFF: frozenset({_S.STARTING, _S.FAILED, _S.STOPPING}),
+    _S.STOPPING: frozenset({_S.STOPPED}),
+    _S.FAILED: frozenset({_S.STARTING, _S.STOPPING}),
+}
+"""Every allowed edge of the state machine."""
+
+
+class HealthCheckError(ApplyError):
+    """Raised when an app does not answer its health check in time; carries its log tail."""
+
+    def __init__(self, name: str, reason: str, log_tail: str) -> None:
+        self.name = name
+        self.log_tail = log_tail
+        message = f"app {name!r} {reason}"
+        if log_tail:
+            message += "; the end of its log:\n" + log_tail
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """How to run one app. `port=None` means any free port, picked by the supervisor.
+
+    `env` may hold secret values: it is given to the process and never recorded.
+    `config_json` is the app's non-secret config, recorded in the state as `spec_json`.
+    """
+
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+    hash: str
+    port: int | None = None
+    health_path: str = "/health"
+    health_timeout: float = 30.0
+    log_path: Path | None = None
+    config_json: str = "{}"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """When to restart a crashed app, and when to give up."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+    reset_after: float = 60.0
+    max_failures: int = 10
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the restart that follows `failures` failures in a row."""
+        return min(self.cap, self.initial * 2 ** max(failures - 1, 0))
+
+
+class Effects:
+    """The supervisor's side effects: processes, HTTP and the clock. Swap it in tests."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def spawn(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path
+    ) -> ProcessHandle:
+        """Start a process in its own group."""
+        return procs.spawn(argv, env, cwd, log)
+
+    async def stop(self, handle: ProcessHandle, grace: float) -> None:
+        """Stop a process group without blocking the event loop."""
+        await asyncio.to_thread(handle.stop, grace)
+
+    def exited(self, handle: ProcessHandle) -> bool:
+        """Whether the process has gone."""
+        return handle.exited()
+
+    def free_port(self) -> int:
+        """A free port on 127.0.0.1."""
+        return procs.pick_free_port()
+
+    async def probe(self, url: str) -> bool:
+        """True if GET `url` answers 200."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=2.0, trust_env=False)
+        try:
+            response = await self._client.get(url)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def now(self) -> float:
+        """A monotonic clock."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait."""
+        await asyncio.sleep(seconds)
+
+    async def aclose(self) -> None:
+        """Release the HTTP client."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+@dataclass
+class _App:
+    spec: ProcessSpec
+    state: AppState
+    port: int | None = None
+    handle: ProcessHandle | None = None
+    restarts: int = 0
+    failures: int = 0
+    started_at: float = 0.0
+    watcher: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Supervisor:
+    """Starts, watches, replaces and stops app processes, and records them in `state`.
+
+    All methods run on one event loop. Operations on one app are serialised; different
+    apps may be started concurrently (e.g. with `asyncio.gather`).
+    """
+
+    def __init__(
+        self,
+        state: State,
+        logs_dir: Path,
+        *,
+        effects: Effects | None = None,
+        backoff: Backoff = Backoff(),
+        stop_grace: float = 5.0,
+    ) -> None:
+        self.state = state
+        self.logs_dir = logs_dir
+        self.effects = effects or Effects()
+        self.backoff = backoff
+        self.stop_grace = stop_grace
+        self._apps: dict[str, _App] = {}
+
+    # public API
+
+    async def start(self, spec: ProcessSpec) -> None:
+        """Start an app and wait until it is healthy; raise HealthCheckError if it is not.
+
+        A failed start leaves nothing running and the app FAILED.
+        """
+        app = self._apps.setdefault(spec.name, _App(spec, _S.STOPPED))
+        async with app.lock:
+            if app.state not in (_S.STOPPED, _S.FAILED):
+                raise ValueError(f"app {spec.name!r} is already {app.state.value}; use replace()")
+            await self._start_locked(app, spec)
+
+    async def replace(self, spec: ProcessSpec) -> None:
+        """Run `spec` instead of the app's current version.
+
+        With a dynamic port the new version starts on a new port and the old one is stopped
+        only once the new one is healthy; if the new one fails, the old one keeps serving
+        and the state is unchanged. With a fixed port the old version must be stopped
+        first; if the new one then fails, the old one is started again.
+        """
+        app = self._apps.get(spec.name)
+        if app is None or app.state in (_S.STOPPED, _S.FAILED):
+            await self.start(spec)
+            return
+        async with app.lock:
+            if spec.port is None:
+                await self._replace_alongside(app, spec)
+            else:
+                await self._replace_in_place(app, spec)
+
+    async def stop(self, name: str) -> None:
+        """Stop an app's process group and record it STOPPED."""
+        app = self._apps[name]
+        async with app.lock:
+            await self._stop_locked(app)
+
+    async def stop_all(self) -> None:
+        """Stop every app, concurrently."""
+        await asyncio.gather(*(self.stop(name) for name in list(self._apps)))
+
+    async def remove(self, name: str) -> None:
+        """Stop an app and forget it, here and in the state."""
+        await self.stop(name)
+        del self._apps[name]
+        self.state.delete_app(name)
+
+    async def aclose(self) -> None:
+        """Stop watching (the apps keep running, to be adopted later) and release resources."""
+        for app in self._apps.values():
+            await self._cancel_watcher(app)
+        await self.effects.aclose()
+
+    async def adopt(self, record: AppRecord, spec: ProcessSpec) -> None:
+        """Take over an app recorded by an earlier control plane.
+
+        If its process is still ours it is watched as RUNNING; if it is gone it is restarted
+        (on its recorded port, unless `spec` fixes one) through the back-off path. An app
+        recorded STOPPED or FAILED is registered as such and not started.
+        """
+        if record.name in self._apps:
+            raise ValueError(f"app {record.name!r} is already supervised")
+        recorded = _S(record.state)
+        alive = record.pid is not None and record.start_time is not None
+        alive = alive and procs.is_ours(record.pid, record.start_time)
+        if recorded in (_S.STOPPED, _S.FAILED):
+            state = recorded
+        else:
+            state = _S.RUNNING if alive else _S.BACKOFF
+        port = spec.port or record.port
+        app = _App(spec, state, port=port, restarts=record.restarts)
+        self._apps[spec.name] = app
+        if state is _S.RUNNING and record.pid is not None and record.start_time is not None:
+            log = self._log_path(spec)
+            app.handle = ProcessHandle.adopt(record.pid, record.start_time, log)
+            app.started_at = self.effects.now()
+            app.watcher = asyncio.create_task(self._watch(app))
+        elif state is _S.BACKOFF:
+            app.watcher = asyncio.create_task(self._watch(app, delay=0.0))
+        self._record(app)
+
+    def status(self) -> list[dict[str, object]]:
+        """Each app as `engine status --json` shows it: name, state, url, port, pid, restarts."""
+        return [self._status(app) for _, app in sorted(self._apps.items())]
+
+    def app_state(self, name: str) -> AppState:
+        """The app's current state."""
+        return self._apps[name].state
+
+    # the state machine
+
+    def _change_state(self, app: _App, new: AppState) -> None:
+        if new not in TRANSITIONS[app.state]:
+            raise RuntimeError(
+                f"app {app.spec.name!r}: no transition {app.state.value} -> {new.value}"
+            )
+        app.state = new
+        self._record(app)
+
+    def _record(self, app: _App) -> None:
+        handle = app.handle
+        shown = app.state not in (_S.STOPPED, _S.FAILED)
+        port = app.port if shown else None
+        self.state.put_app(
+            AppRecord(
+                name=app.spec.name,
+                hash=app.spec.hash,
+                state=app.state.value,
+                port=port,
+                pid=handle.pid if handle else None,
+                start_time=handle.start_time if handle else None,
+                restarts=app.restarts,
+                url=_url(port),
+                spec_json=app.spec.config_json,
+            )
+        )
+
+    def _status(self, app: _App) -> dict[str, object]:
+        shown = _S.RUNNING if app.state is _S.STOPPING else app.state
+        port = app.port if shown not in (_S.STOPPED, _S.FAILED) else None
+        return {
+            "name": app.spec.name,
+            "state": shown.value,
+            "url": _url(port),
+            "port": port,
+            "pid": app.handle.pid if app.handle else None,
+            "restarts": app.restarts,
+        }
+
+    # processes
+
+    def _log_path(self, spec: ProcessSpec) -> Path:
+        return spec.log_path or self.logs_dir / f"{spec.name}.log"
+
+    def _spawn(self, spec: ProcessSpec, port: int) -> ProcessHandle:
+        argv = [arg.replace(PORT, str(port)) for arg in spec.argv]
+        return self.effects.spawn(argv, spec.env, spec.cwd, self._log_path(spec))
+
+    async def _start_locked(self, app: _App, spec: ProcessSpec) -> None:
+        app.spec, app.restarts, app.failures = spec, 0, 0
+        app.port = spec.port or self.effects.free_port()
+        self._change_state(app, _S.STARTING)
+        try:
+            await self._launch(app)
+        except HealthCheckError:
+            self._change_state(app, _S.FAILED)
+            raise
+        self._change_state(app, _S.RUNNING)
+        app.watcher = asyncio.create_task(self._watch(app))
+
+    async def _stop_locked(self, app: _App) -> None:
+        await self._cancel_watcher(app)
+        if app.state is _S.STOPPED:
+            return
+        self._change_state(app, _S.STOPPING)
+        if app.handle is not None:
+            await self.effects.stop(app.handle, self.stop_grace)
+            app.handle = None
+        self._change_state(app, _S.STOPPED)
+
+    async def _launch(self, app: _App) -> None:
+        """Spawn the app's process (recorded at once), then wait until it is healthy."""
+        assert app.port is not None
+        app.handle = self._spawn(app.spec, app.port)
+        app.started_at = self.effects.now()
+        self._record(app)
+        try:
+            await self._wait_healthy(app.spec, app.handle, app.port)
+        except BaseException:
+            await self.effects.stop(app.handle, self.stop_grace)
+            app.handle = None
+            raise
+
+    async def _wait_healthy(self, spec: ProcessSpec, handle: ProcessHandle, port: int) -> None:
+        url = f"http://127.0.0.1:{port}{spec.health_path}"
+        deadline = self.effects.now() + spec.health_timeout
+        while not await self.effects.probe(url):
+            if self.effects.exited(handle):
+                raise HealthCheckError(spec.name, "exited before it was healthy", handle.log_tail())
+            if self.effects.now() >= deadline:
+                reason = f"did not answer 200 on {url} within {spec.health_timeout:g} s"
+                raise HealthCheckError(spec.name, reason, handle.log_tail())
+            await self.effects.sleep(_PROBE_INTERVAL)
+
+    async def _replace_alongside(self, app: _App, spec: ProcessSpec) -> None:
+        port = self.effects.free_port()
+        while port == app.port:
+            port = self.effects.free_port()
+        handle = self._spawn(spec, port)
+        try:
+            await self._wait_healthy(spec, handle, port)
+        except BaseException:
+            await self.effects.stop(handle, self.stop_grace)
+            raise
+        await self._cancel_watcher(app)
+        old = app.handle
+        app.spec, app.port, app.handle = spec, port, handle
+        app.restarts, app.failures, app.started_at = 0, 0, self.effects.now()
+        # The old version may have been between restarts, or given up, meanwhile.
+        if app.state in (_S.BACKOFF, _S.FAILED):
+            self._change_state(app, _S.STARTING)
+        if app.state is _S.STARTING:
+            self._change_state(app, _S.RUNNING)
+        self._record(app)
+        app.watcher = asyncio.create_task(self._watch(app))
+        if old is not None:
+            await self.effects.stop(old, self.stop_grace)
+
+    async def _replace_in_place(self, app: _App, spec: ProcessSpec) -> None:
+        old_spec = app.spec
+        await self._stop_locked(app)
+        try:
+            await self._start_locked(app, spec)
+        except HealthCheckError:
+            with contextlib.suppress(HealthCheckError):
+                await self._start_locked(app, old_spec)
+            raise
+
+    async def _cancel_watcher(self, app: _App) -> None:
+        if app.watcher is not None:
+            app.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await app.watcher
+            app.watcher = None
+
+    # watching
+
+    async def _watch(self, app: _App, delay: float | None = None) -> None:
+        """Keep the app up: wait for its process to exit, restart it after a back-off, repeat.
+
+        With `delay` set, restart first (an adopted app whose process is gone).
+        """
+        while True:
+            if delay is None:
+                delay = await self._until_exit(app)
+            if not await self._restart(app, delay):
+                return
+            delay = None
+
+    async def _until_exit(self, app: _App) -> float:
+        """Wait for the process to exit; count the failure and return the back-off delay."""
+        while app.handle is not None and not self.effects.exited(app.handle):
+            await self.effects.sleep(_WATCH_INTERVAL)
+        if self.effects.now() - app.started_at > self.backoff.reset_after:
+            app.failures = 0
+        app.failures += 1
+        app.handle = None
+        self._change_state(app, _S.BACKOFF)
+        return self.backoff.delay(app.failures)
+
+    async def _restart(self, app: _App, delay: float) -> bool:
+        """Restart after `delay`, retrying with back-off; False once the app is FAILED."""
+        while app.failures < self.backoff.max_failures:
+            await self.effects.sleep(delay)
+            app.restarts += 1
+            self._change_state(app, _S.STARTING)
+            try:
+                await self._launch(app)
+            except HealthCheckError:
+                app.failures += 1
+                self._change_state(app, _S.BACKOFF)
+                delay = self.backoff.delay(app.failures)
+                continue
+            self._change_state(app, _S.RUNNING)
+            return True
+        self._change_state(app, _S.FAILED)
+        return False
+
+
+def _url(port: int | None) -> str | None:
+    return f"http://127.0.0.1:{port}" if port is not None else None
