@@ -1,0 +1,281 @@
+"""The console: the browser pages a person opens to see a project's apps and runs.
+
+    GET /                       the project page: apps, and the latest runs (`?task=&status=`)
+    GET /runs/{id}              a run's page; live while the run is not final
+    GET /runs/{id}.json         the run as the run API's JSON, plus the tail of its log
+    GET /console/static/{name}  the console's CSS and JS
+
+Pages are server-rendered with Jinja2, autoescaped (run inputs, outputs, errors and logs are
+untrusted), and work without JavaScript; a small script only keeps a running run's page
+current by polling its `.json`. A Content-Security-Policy allows no inline script, so even
+a bug in escaping would not run injected code.
+
+Why no token for these GETs: the control plane listens on 127.0.0.1 only and a person opens
+the console in a browser, which cannot send the bearer token. What is shown is what the run
+store holds (no secrets are ever stored there) and the apps' public facts; nothing here
+reads the environment. Requests whose `Host` is not a loopback name are refused, so a web
+page using DNS rebinding cannot read the console from a person's browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from engine.runs.store import Run, RunStatus, RunStore
+
+LOG_TAIL = 200 * 1024
+"""The most of a run's log the console shows or sends at once, in bytes (the end of it)."""
+
+RUN_LIMIT = 50
+"""How many runs the project page lists."""
+
+APP_STATES = ("starting", "running", "backoff", "stopped", "failed")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+_STATUSES = tuple(s.value for s in RunStatus)
+
+_HERE = Path(__file__).parent / "templates"
+_STATIC_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript"}
+_CSP = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def make_console_router(
+    *, project: str, apps: Callable[[], list[dict]], store: RunStore, token: str
+) -> APIRouter:
+    """The console's routes for one project.
+
+    `apps()` is called on each project page view and returns one dict per app with
+    `name`, `state`, `url`, `port`, `pid`, `restarts` and `description`. `token` is the
+    project's API token, kept for future write actions (which must POST it); no page
+    shows it or needs it.
+    """
+    del token  # page views need no token (see the module docstring); nothing writes yet
+    router = APIRouter(dependencies=[Depends(_loopback_only)], include_in_schema=False)
+    static = {name: (_HERE / "static" / name).read_bytes() for name in _STATIC_TYPES}
+    versions = {name: hashlib.sha256(data).hexdigest()[:12] for name, data in static.items()}
+    env = _environment()
+
+    def page(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+        def static_url(name: str) -> str:
+            path = request.url_for("console_static", name=name).path
+            return f"{path}?v={versions[name]}"
+
+        html = env.get_template(template).render(
+            project=project,
+            home=request.url_for("console_home").path,
+            static_url=static_url,
+            **context,
+        )
+        return HTMLResponse(html, code, headers=_HEADERS)
+
+    @router.get("/", name="console_home", response_class=HTMLResponse)
+    def home(request: Request, task: str = "", status: str = "") -> HTMLResponse:
+        if status and status not in _STATUSES:
+            known = ", ".join(_STATUSES)
+            message = f"There is no run status “{status}”. The statuses are: {known}."
+            return page(request, "message.html", 400, title="Unknown status", message=message)
+        runs = store.list(task or None, RunStatus(status) if status else None, RUN_LIMIT)
+        tasks = sorted({run.task for run in store.list(limit=500)} | ({task} - {""}))
+        return page(
+            request,
+            "project.html",
+            apps=[_app_row(app) for app in apps()],
+            runs=[_run_row(request, run) for run in runs],
+            tasks=tasks,
+            statuses=_STATUSES,
+            task=task,
+            status=status,
+            limit=RUN_LIMIT,
+        )
+
+    @router.get("/runs/{run_id}.json", name="console_run_json")
+    def run_json(request: Request, run_id: str, log_from: int = 0) -> JSONResponse:
+        run = store.get(run_id)
+        if run is None:
+            raise HTTPException(404, f"no run {run_id!r}")
+        body = run.to_dict(str(request.base_url))
+        body["finished"] = run.finished
+        body["max_attempts"] = run.max_attempts
+        body["duration"] = _duration(run)
+        body["log"] = read_log_tail(run.log_path, log_from)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    @router.get("/runs/{run_id}", name="console_run", response_class=HTMLResponse)
+    def run_page(request: Request, run_id: str) -> HTMLResponse:
+        run = store.get(run_id)
+        if run is None:
+            message = f"There is no run “{run_id}” in {project}. It may have been mistyped."
+            return page(request, "message.html", 404, title="Run not found", message=message)
+        log = read_log_tail(run.log_path)
+        return page(
+            request,
+            "run.html",
+            run=_run_row(request, run),
+            inputs=_pretty(run.inputs),
+            outputs=_pretty(run.outputs),
+            log=log,
+            json_url=request.url_for("console_run_json", run_id=run.id).path,
+            task_url=_filter_url(request, task=run.task),
+        )
+
+    @router.get("/console/static/{name}", name="console_static")
+    def static_file(name: str) -> Response:
+        if name not in static:
+            raise HTTPException(404, "no such file")
+        # The URL carries the content's hash, so the file may be cached for good.
+        headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+        return Response(static[name], media_type=_STATIC_TYPES[name], headers=headers)
+
+    return router
+
+
+def read_log_tail(path: str | None, start: int = 0) -> dict[str, Any]:
+    """The log from byte `start` to its end, at most its last `LOG_TAIL` bytes.
+
+    Returns `{"start", "end", "text"}`: the byte range read. `start` is later than asked
+    when the beginning was cut (then at a line start when one is near); `end` stops before
+    an incomplete UTF-8 character still being written, so the next read begins with it.
+    """
+    try:
+        with open(path or "", "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if start > size:  # the file was replaced: read it again from the top
+                start = 0
+            if size - start > LOG_TAIL:
+                start = size - LOG_TAIL
+                f.seek(start)
+                head = f.read(4096)
+                cut = head.find(b"\n")
+                start += cut + 1 if cut != -1 else 0
+            f.seek(start)
+            data = f.read(size - start)
+    except (FileNotFoundError, IsADirectoryError):
+        return {"start": 0, "end": 0, "text": ""}
+    data = data[: len(data) - _incomplete_tail(data)]
+    return {"start": start, "end": start + len(data), "text": data.decode(errors="replace")}
+
+
+def _incomplete_tail(data: bytes) -> int:
+    """How many bytes at the end of `data` are the start of an unfinished UTF-8 character."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # not a continuation byte: the character's first byte
+            need = 2 if byte >= 0xC0 else 1
+            need = 3 if byte >= 0xE0 else need
+            need = 4 if byte >= 0xF0 else need
+            return back if need > back else 0
+    return 0
+
+
+def _loopback_only(request: Request) -> None:
+    host = request.headers.get("host", "").lower()
+    if not host.endswith("]"):  # strip the port, but not from a bare "[::1]"
+        host = host.rsplit(":", 1)[0]
+    if host not in LOOPBACK_HOSTS:
+        raise HTTPException(403, "the console answers on 127.0.0.1 and localhost only")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_HERE),
+        autoescape=True,  # run inputs, outputs, errors and logs are untrusted
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    return env
+
+
+def _app_row(app: dict[str, Any]) -> dict[str, Any]:
+    url = app.get("url") or ""
+    # Only web addresses become links: a `javascript:` URL must never be clickable.
+    link = url.rstrip("/") if url.startswith(("http://", "https://")) else None
+    state = app.get("state") or "stopped"
+    return {
+        "name": app.get("name", ""),
+        "description": app.get("description") or "",
+        "state": state,
+        "state_class": state if state in APP_STATES else "unknown",
+        "url": url,
+        "link": link,
+        "docs": f"{link}/docs" if link else None,
+        "port": app.get("port"),
+        "pid": app.get("pid"),
+        "restarts": app.get("restarts") or 0,
+    }
+
+
+def _run_row(request: Request, run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "task": run.task,
+        "status": run.status.value,
+        "finished": run.finished,
+        "attempts": run.attempts,
+        "max_attempts": run.max_attempts,
+        "error": run.error,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration": _duration(run),
+        "url": request.url_for("console_run", run_id=run.id).path,
+        "task_url": _filter_url(request, task=run.task),
+    }
+
+
+def _filter_url(request: Request, **params: str) -> str:
+    url = request.url_for("console_home").include_query_params(**params)
+    return f"{url.path}?{url.query}"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(run: Run) -> str:
+    """How long the run took, or has been running for; "" before it starts."""
+    if run.started_at is None:
+        return ""
+    end = run.finished_at if run.finished_at is not None else time.time()
+    return format_duration(max(0.0, end - run.started_at))
+
+
+def format_duration(seconds: float) -> str:
+    """A short human duration: `420 ms`, `4.20 s`, `12.3 s`, `4 min 05 s`, `2 h 03 min`."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
