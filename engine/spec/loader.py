@@ -225,6 +225,12 @@ def _syntax_diagnostic(file: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
     problem = exc.problem or "invalid YAML"
     if "\\t" in problem or "tab" in problem:
         problem = "a tab character here: YAML indentation must use spaces, not tabs"
+    elif problem.endswith("but got '{'") and "flow" in (exc.context or ""):
+        # `{path: /chat/{room}}`: inside [...] or {...}, a bare `{` opens a mapping.
+        problem = (
+            "a '{' inside [...] or {...} starts a new mapping; "
+            "quote the value that holds it, e.g. path: '/chat/{room}'"
+        )
     elif exc.context:
         problem = f"{problem} ({exc.context})"
     return Diagnostic(file, line, col, "$", f"YAML syntax error: {problem}")
