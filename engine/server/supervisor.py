@@ -216,12 +216,11 @@ class Supervisor:
         and the state is unchanged. With a fixed port the old version must be stopped
         first; if the new one then fails, the old one is started again.
         """
-        app = self._apps.get(spec.name)
-        if app is None or app.state in (_S.STOPPED, _S.FAILED):
-            await self.start(spec)
-            return
+        app = self._apps.setdefault(spec.name, _App(spec, _S.STOPPED))
         async with app.lock:
-            if spec.port is None:
+            if app.state in (_S.STOPPED, _S.FAILED):
+                await self._start_locked(app, spec)
+            elif spec.port is None:
                 await self._replace_alongside(app, spec)
             else:
                 await self._replace_in_place(app, spec)
@@ -253,15 +252,17 @@ class Supervisor:
 
         If its process is still ours it is watched as RUNNING; if it is gone it is restarted
         (on its recorded port, unless `spec` fixes one) through the back-off path. An app
-        recorded STOPPED or FAILED is registered as such and not started.
+        recorded STOPPED or FAILED is registered as such and not started, and so is one
+        recorded STOPPING whose process is gone (it was being stopped on purpose).
         """
         if record.name in self._apps:
             raise ValueError(f"app {record.name!r} is already supervised")
         recorded = _S(record.state)
-        alive = record.pid is not None and record.start_time is not None
-        alive = alive and procs.is_ours(record.pid, record.start_time)
+        alive = procs.is_ours(record.pid, record.start_time)
         if recorded in (_S.STOPPED, _S.FAILED):
             state = recorded
+        elif recorded is _S.STOPPING and not alive:
+            state = _S.STOPPED
         else:
             state = _S.RUNNING if alive else _S.BACKOFF
         port = spec.port or record.port

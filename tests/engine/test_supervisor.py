@@ -561,14 +561,24 @@ def test_adopt_restarts_an_app_whose_process_is_not_ours(tmp_path: Path, who: st
     assert not listening(port)
 
 
-def test_adopt_leaves_a_stopped_app_stopped(tmp_path: Path) -> None:
-    record = AppRecord("api", "h1", "stopped")
+@pytest.mark.parametrize("recorded", ["stopped", "stopping"])
+def test_adopt_leaves_an_app_that_was_stopped_stopped(tmp_path: Path, recorded: str) -> None:
+    pid, start_time = _dead_process()
+    record = AppRecord("api", "h1", recorded, 8999, pid, start_time)
 
     async def main() -> None:
         async with supervising(tmp_path) as supervisor:
             await supervisor.adopt(record, tiny(tmp_path))
             await asyncio.sleep(0.3)
-            assert only(supervisor)["state"] == "stopped"
-            assert supervisor.state.get_app("api").pid is None
+            assert only(supervisor) == {
+                "name": "api",
+                "state": "stopped",
+                "url": None,
+                "port": None,
+                "pid": None,
+                "restarts": 0,
+            }
+            stored = supervisor.state.get_app("api")
+            assert (stored.state, stored.pid, stored.port) == ("stopped", None, None)
 
     asyncio.run(main())
