@@ -99,3 +99,372 @@ def _count(n: int, noun: str) -> str:
 
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+@main.command()
+@SPEC_ARGUMENT
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the generated modules (default: .engine/build beside the spec).",
+)
+@click.option(
+    "--templates",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A folder of templates that replace the built-in ones of the same name.",
+)
+def build(spec: Path, output: Path | None, templates: Path | None) -> None:
+    """Generate each app's FastAPI module from SPEC; start nothing.
+
+    Each app's module is written to OUTPUT/<app>/_engine_app.py. The same spec always
+    gives the same bytes.
+    """
+    from engine.compiler import compile_spec, write_build
+    from engine.spec import load_spec
+
+    loaded = load_spec(spec)
+    out = output or loaded.root / ".engine" / "build"
+    for path in write_build(compile_spec(loaded, templates), out):
+        click.echo(str(path))
+
+
+def _local_plan(spec: Path) -> Any:
+    from engine.compiler import compile_spec
+    from engine.plan import make_plan
+    from engine.secrets import resolve_secrets
+    from engine.server.apply import recorded
+    from engine.spec import load_spec
+    from engine.state import State
+
+    loaded = load_spec(spec)
+    build = compile_spec(loaded)
+    secrets = resolve_secrets(loaded)
+    engine_dir = loaded.root / ".engine"
+    if not engine_dir.is_dir():
+        return make_plan(build, secrets, {}, {})
+    with State(engine_dir) as state:
+        apps, tasks = recorded(state)
+    return make_plan(build, secrets, apps, tasks)
+
+
+@main.command()
+@SPEC_ARGUMENT
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to a file."
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to change, 2 when there is, 1 on error.",
+)
+def plan(spec: Path, as_json: bool, out: Path | None, detailed_exitcode: bool) -> None:
+    """Show what `engine apply SPEC` would create, restart or delete, and why.
+
+    A saved plan (-o plan.json) can be applied with `engine apply plan.json`; it is refused
+    if the spec or the running system changed since.
+    """
+    result = _local_plan(spec)
+    if out:
+        out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        click.echo(result.render(), nl=False)
+        if out:
+            click.echo(f"Saved the plan to {out}; apply it with: engine apply {out}")
+    if detailed_exitcode and result.changes:
+        sys.exit(2)
+
+
+@main.command()
+@click.argument(
+    "target", type=click.Path(dir_okay=False, path_type=Path), default="spec.yaml", required=False
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds each app may take to pass its health check.",
+)
+@click.option(
+    "--wait-lock", is_flag=True, help="Wait for another apply to finish instead of failing."
+)
+def apply(target: Path, timeout: float, wait_lock: bool) -> None:
+    """Start or update everything in TARGET (a spec, or a plan saved by `engine plan -o`).
+
+    Apps start in dependency order, each once the apps it depends on are healthy; a second
+    apply of the same spec changes nothing. A changed app is replaced side by side: the old
+    version serves until the new one is healthy, and stays if the new one fails.
+    """
+    from engine.client import Client, ensure_control_plane, environment
+    from engine.server.launch import Layout
+    from engine.spec import check_spec
+    from engine.state import ApplyLock
+
+    expect = None
+    spec = target
+    if target.suffix == ".json":
+        saved = json.loads(target.read_text())
+        spec = Path(saved["spec_path"])
+        expect = {"spec_sha256": saved["spec_sha256"], "state_token": saved["state_token"]}
+    checked = check_spec(spec)
+    for warning in checked.warnings:
+        click.echo(f"{warning} (warning)", err=True)
+    layout = Layout(checked.spec.root)
+    layout.dir.mkdir(mode=0o700, exist_ok=True)
+    lock = ApplyLock(layout.dir, "engine apply")
+    lock.acquire(wait=wait_lock)
+    try:
+        client = Client(ensure_control_plane(layout))
+        payload = {
+            "spec_path": str(checked.spec.path),
+            "environ": environment(),
+            "expect": expect,
+            "health_timeout": timeout,
+        }
+        ok = _show_apply(client.stream("/api/v1/apply", payload), client.info.url)
+    finally:
+        lock.release()
+    sys.exit(0 if ok else 1)
+
+
+def _show_apply(events: Any, console_url: str) -> bool:
+    """Print apply progress as it streams in; return whether it succeeded."""
+    ok = False
+    for event in events:
+        kind = event["event"]
+        if kind == "error":
+            for line in event["errors"]:
+                click.echo(line, err=True)
+        elif kind == "plan":
+            click.echo(event["text"], nl=False)
+        elif kind == "step":
+            line = f"  {event['kind']} {event['name']}: {event['status']}"
+            if event.get("url"):
+                line += f"  {event['url']}"
+            click.echo(line)
+            if event.get("error"):
+                click.echo(_indent(event["error"]), err=True)
+        elif kind == "done":
+            ok = event["ok"]
+            _show_apps(event["apps"])
+            click.echo(f"\nConsole: {console_url}/")
+            click.echo("Apply complete." if ok else "Apply failed: see the errors above.")
+    return ok
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines())
+
+
+def _show_apps(apps: list[dict[str, Any]]) -> None:
+    if not apps:
+        click.echo("\nNo apps.")
+        return
+    width = max(len(a["name"]) for a in apps)
+    click.echo("")
+    for app in apps:
+        where = app.get("url") or "-"
+        restarts = f"  restarts: {app['restarts']}" if app.get("restarts") else ""
+        click.echo(f"  {app['name'].ljust(width)}  {app['state']:<8}  {where}{restarts}")
+
+
+PROJECT_OPTION = click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The project's folder (default: found from the current folder upwards).",
+)
+
+
+def _client(directory: Path | None) -> Any:
+    from engine.client import Client, ensure_control_plane, find_project
+
+    return Client(ensure_control_plane(find_project(directory)))
+
+
+@main.command()
+@PROJECT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(directory: Path | None, as_json: bool) -> None:
+    """Show the project's apps: state, URL, pid and restarts."""
+    client = _client(directory)
+    result = client.request("GET", "/api/v1/status")
+    if as_json:
+        _print_json(result)
+        return
+    click.echo(f"Project {result['project']}; console: {result['control_plane']['url']}/")
+    _show_apps(result["apps"])
+
+
+@main.command()
+@click.argument("app")
+@PROJECT_OPTION
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they come.")
+@click.option("-n", "--tail", type=int, default=100, show_default=True, help="Lines to show.")
+def logs(app: str, directory: Path | None, follow: bool, tail: int) -> None:
+    """Print APP's log (its stdout and stderr)."""
+    import time
+
+    from engine.client import find_project
+    from engine.errors import UsageError
+
+    layout = find_project(directory)
+    path = layout.logs / f"{app}.log"
+    if not path.exists():
+        known = sorted(p.stem for p in layout.logs.glob("*.log")) if layout.logs.is_dir() else []
+        raise UsageError(f"no log for app {app!r}; apps with logs: {', '.join(known) or 'none'}")
+    with path.open(errors="replace") as f:
+        for line in f.readlines()[-tail:] if tail > 0 else []:
+            click.echo(line, nl=False)
+        while follow:
+            line = f.readline()
+            if line:
+                click.echo(line, nl=False)
+            else:
+                time.sleep(0.2)
+
+
+@main.command()
+@click.argument(
+    "spec", type=click.Path(dir_okay=False, path_type=Path), default=None, required=False
+)
+@PROJECT_OPTION
+def destroy(spec: Path | None, directory: Path | None) -> None:
+    """Stop every app of the project, then its control plane.
+
+    Only processes engine started (checked by pid and start time) are stopped.
+    """
+    from engine.client import Client, ensure_control_plane, find_project
+
+    layout = find_project(spec.resolve().parent if spec else directory)
+    client = Client(ensure_control_plane(layout))
+    client.request("POST", "/api/v1/destroy")
+    client.wait_exit()
+    click.echo(f"Destroyed project in {layout.root}: no app is running.")
+
+
+def _task_inputs_schema(directory: Path | None, task: str) -> dict[str, Any]:
+    """The task's `inputs:` map from the applied spec, to convert `-i key=value` values."""
+    from engine.client import find_project
+    from engine.server.apply import PROJECT_FILE
+    from engine.spec import load_spec
+
+    layout = find_project(directory)
+    try:
+        spec_path = json.loads((layout.dir / PROJECT_FILE).read_text())["spec_path"]
+        found = load_spec(Path(spec_path)).tasks.get(task)
+    except (OSError, ValueError, KeyError, EngineError):
+        return {}
+    return found.inputs if found else {}
+
+
+def _convert(key: str, text: str, schema: dict[str, Any]) -> Any:
+    """`x=41` is 41 when x is an integer; objects and arrays are JSON; the rest stays text."""
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if kinds == ["string"]:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        if kind is None or "string" in kinds:
+            return text
+        raise click.BadParameter(f"{key}={text}: expected {kind}", param_hint="-i") from None
+    return value
+
+
+@main.command()
+@click.argument("task")
+@PROJECT_OPTION
+@click.option("-i", "--input", "pairs", multiple=True, metavar="KEY=VALUE", help="An input.")
+@click.option(
+    "--input-file",
+    type=click.File("r"),
+    help="A JSON file of inputs (-i values are added on top).",
+)
+@click.option("--wait", is_flag=True, help="Wait for the run; print its outputs as JSON.")
+@click.option("--timeout", type=float, default=None, help="With --wait: give up after seconds.")
+def run(
+    task: str,
+    directory: Path | None,
+    pairs: tuple[str, ...],
+    input_file: Any,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    """Start a run of TASK, e.g. `engine run add-one -i x=41 --wait`.
+
+    Values are converted by the task's input schema: `x=41` is the integer 41 when x is an
+    integer. With --wait the exit code is non-zero unless the run succeeded.
+    """
+    import time
+
+    inputs = json.load(input_file) if input_file else {}
+    schema = _task_inputs_schema(directory, task)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-i")
+        inputs[key] = _convert(key, value, schema.get(key, {}))
+    client = _client(directory)
+    started = client.request("POST", "/api/v1/runs", json={"task": task, "inputs": inputs})
+    if not wait:
+        click.echo(f"Started run {started['id']} of {task}: {started['url']}")
+        return
+    deadline = None if timeout is None else time.monotonic() + timeout
+    current = started
+    while current["status"] in ("queued", "running"):
+        left = 60.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if deadline is not None and left == 0:
+            click.echo(f"run {current['id']} is still {current['status']}", err=True)
+            sys.exit(1)
+        current = client.request(
+            "GET", f"/api/v1/runs/{started['id']}/wait", params={"timeout": left}
+        )
+    if current["status"] == "succeeded":
+        _print_json(current["outputs"])
+        return
+    click.echo(f"run {current['id']} {current['status']}: {current.get('error')}", err=True)
+    click.echo(f"logs: engine run-logs {current['id']}; page: {current['url']}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@PROJECT_OPTION
+@click.option("--task", help="Only runs of this task.")
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]),
+    help="Only runs in this state.",
+)
+@click.option("--limit", type=int, default=20, show_default=True, help="How many runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def runs(
+    directory: Path | None, task: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
+    """List the latest runs, newest first."""
+    params = {k: v for k, v in {"task": task, "status": status, "limit": limit}.items() if v}
+    result = _client(directory).request("GET", "/api/v1/runs", params=params)["runs"]
+    if as_json:
+        _print_json(result)
+        return
+    if not result:
+        click.echo("No runs.")
+    for item in result:
+        click.echo(f"{item['id']}  {item['task']:<20}  {item['status']:<10}  {item['created_at']}")
+
+
+@main.command("run-logs")
+@click.argument("run_id")
+@PROJECT_OPTION
+def run_logs(run_id: str, directory: Path | None) -> None:
+    """Print what RUN_ID's task wrote to stdout and stderr."""
+    client = _client(directory)
+    response = client.http.get(f"/api/v1/runs/{run_id}/logs")
+    if response.status_code == 404:
+        raise EngineError(f"no run {run_id!r}; list them with `engine runs`")
+    click.echo(response.text, nl=False)

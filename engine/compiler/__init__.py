@@ -1,0 +1,130 @@
+"""Compile a Spec into one generated FastAPI module per app, deterministically.
+
+build = compile_spec(spec)            # render and check, in memory
+write_build(build, spec.root / ".engine" / "build")
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jinja2
+
+from engine.compiler.model import build_module
+from engine.compiler.sources import hash_files, local_sources
+from engine.errors import EngineError
+from engine.resources import blueprints_dir
+from engine.spec.model import App, Spec, Task
+
+MODULE_NAME = "_engine_app"
+TEMPLATE = "app.py.j2"
+
+
+class CompileError(EngineError):
+    """Raised when a template renders code that does not parse (a broken user override)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One app's or task's compiled form: its module (None for tasks and command apps)
+    and the hash of everything it runs except secrets and endpoints (added at plan time)."""
+
+    name: str
+    kind: str
+    source: str | None
+    content_hash: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Build:
+    """Every artifact of a spec, keyed by kind and name."""
+
+    spec: Spec
+    apps: dict[str, Artifact]
+    tasks: dict[str, Artifact]
+
+
+def _environment(templates: Path | None) -> jinja2.Environment:
+    folders = [str(templates)] if templates else []
+    folders.append(str(blueprints_dir() / "codegen"))
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folders),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_app(spec: Spec, app: App, templates: Path | None = None) -> str:
+    """The generated module of `app`, checked to parse."""
+    module = build_module(spec, app)
+    source = _environment(templates).get_template(TEMPLATE).render(m=module)
+    try:
+        ast.parse(source, filename=f"{app.name}/{MODULE_NAME}.py")
+    except SyntaxError as exc:
+        raise CompileError(
+            f"the template for app {app.name!r} produced invalid Python at line {exc.lineno}: "
+            f"{exc.msg}; check your template override in {templates}"
+        ) from exc
+    return source
+
+
+def _config_hash(value: App | Task) -> str:
+    text = json.dumps(asdict(value), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _handler_modules(value: App | Task) -> list[str]:
+    if isinstance(value, Task):
+        return [value.handler.module]
+    refs = [r.action for r in value.routes] + [s.handler for s in value.websockets]
+    refs += [s.source for s in value.websockets]
+    return sorted({r.module for r in refs if r is not None and hasattr(r, "module")})
+
+
+def _artifact(spec: Spec, value: App | Task, kind: str, source: str | None) -> Artifact:
+    files = local_sources(spec.root, _handler_modules(value), value.include)
+    digest = hashlib.sha256()
+    for part in (_config_hash(value), source or "", hash_files(spec.root, files)):
+        digest.update(part.encode() + b"\0")
+    relative = tuple(str(f.relative_to(spec.root)) for f in files)
+    return Artifact(value.name, kind, source, digest.hexdigest(), relative)
+
+
+def compile_spec(spec: Spec, templates: Path | None = None) -> Build:
+    """Render every app's module and hash every app and task; writes nothing."""
+    apps = {
+        name: _artifact(
+            spec, app, "app", render_app(spec, app, templates) if app.generated else None
+        )
+        for name, app in sorted(spec.apps.items())
+    }
+    tasks = {name: _artifact(spec, t, "task", None) for name, t in sorted(spec.tasks.items())}
+    return Build(spec, apps, tasks)
+
+
+def write_module(source: str, folder: Path) -> Path:
+    """Write a generated module into `folder`; unchanged bytes are not rewritten."""
+    target = folder / f"{MODULE_NAME}.py"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.read_text(encoding="utf-8") != source:
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(source, encoding="utf-8")
+        tmp.replace(target)
+    return target
+
+
+def write_build(build: Build, out: Path) -> list[Path]:
+    """Write each generated module to `out/<app>/_engine_app.py`; return the files written."""
+    return [
+        write_module(artifact.source, out / artifact.name)
+        for artifact in build.apps.values()
+        if artifact.source is not None
+    ]

@@ -84,12 +84,17 @@ class RunList(BaseModel):
     runs: list[RunOut]
 
 
-def _authenticator(token: str) -> Any:
+# Module-level: the dependency's annotation is a string (postponed evaluation), which
+# FastAPI resolves against this module's globals, not a closure's locals.
+_BEARER = HTTPBearer(auto_error=False, description="The project's ENGINE_API_TOKEN.")
+
+
+def require_token(token: str) -> Any:
+    """A dependency answering 401 without a bearer token and 403 with a wrong one."""
     expected = token.encode()
-    bearer = HTTPBearer(auto_error=False, description="The project's ENGINE_API_TOKEN.")
 
     async def authenticate(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> None:
         if credentials is None:
             raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
@@ -107,7 +112,7 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
     router = APIRouter(
         prefix="/api/v1/runs",
         tags=["runs"],
-        dependencies=[Depends(_authenticator(token))],
+        dependencies=[Depends(require_token(token))],
         responses={401: {"description": "No bearer token."}, 403: {"description": "Wrong token."}},
     )
 

@@ -167,6 +167,18 @@ class App:
     replicas: int = 1
     include: tuple[str, ...] = ()
 
+    def all_grants(self) -> tuple[Grant, ...]:
+        """The listed grants plus the implicit ones: secrets named by auth and webhooks."""
+        granted = {g.secret for g in self.grants}
+        implicit = [a.secret for a in self._auths() if a is not None]
+        implicit += [s for hook in self.webhooks for s in hook.secrets]
+        extra = [Grant(s, env_name(s)) for s in dict.fromkeys(implicit) if s not in granted]
+        return self.grants + tuple(extra)
+
+    def _auths(self) -> list[Auth | None]:
+        endpoints = [*self.routes, *self.webhooks, *self.websockets]
+        return [self.auth, *(e.auth for e in endpoints)]
+
     @property
     def generated(self) -> bool:
         """Whether engine generates this app's module (False for `command:` apps)."""

@@ -1,0 +1,147 @@
+"""The CLI's side of the control plane: find the project, start its control plane, call it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from engine.errors import ControlPlaneError, UsageError
+from engine.server import procs
+from engine.server.launch import Layout
+from engine.state import ControlPlaneInfo
+
+START_TIMEOUT = 30.0
+
+
+def find_project(directory: Path | None = None) -> Layout:
+    """The project whose `.engine/` is in `directory` or its parents (like git finds `.git`)."""
+    start = (directory or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".engine").is_dir():
+            return Layout(folder)
+    raise UsageError(
+        f"no engine project in {start} or its parents (no .engine/ folder); "
+        "run `engine apply SPEC` first, or point at the project with -C DIR"
+    )
+
+
+def running_control_plane(layout: Layout) -> ControlPlaneInfo | None:
+    """The project's control plane if its process is alive and ours, else None."""
+    info = ControlPlaneInfo.read(layout.dir)
+    if info is None or not procs.is_ours(info.pid, info.start_time):
+        return None
+    return info
+
+
+def ensure_control_plane(layout: Layout) -> ControlPlaneInfo:
+    """The running control plane, starting one (which re-adopts the apps) if there is none."""
+    info = running_control_plane(layout)
+    if info is not None and _healthy(info):
+        return info
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    log_path = layout.logs / "control-plane.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.server", str(layout.dir)],
+            cwd=layout.root,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ControlPlaneError(
+                f"the control plane exited at start (code {process.returncode}); "
+                f"see {log_path}:\n{_tail(log_path)}"
+            )
+        info = ControlPlaneInfo.read(layout.dir)
+        if info is not None and info.pid == process.pid and _healthy(info):
+            return info
+        time.sleep(0.05)
+    raise ControlPlaneError(
+        f"the control plane did not answer within {START_TIMEOUT:g} s; see {log_path}"
+    )
+
+
+def _healthy(info: ControlPlaneInfo) -> bool:
+    try:
+        return httpx.get(f"{info.url}/api/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Client:
+    """Calls to one control plane, with its token; errors become ControlPlaneError."""
+
+    def __init__(self, info: ControlPlaneInfo) -> None:
+        self.info = info
+        self.http = httpx.Client(
+            base_url=info.url,
+            headers={"Authorization": f"Bearer {info.token}"},
+            timeout=httpx.Timeout(30.0, read=None),
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the API and return its JSON answer."""
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ControlPlaneError(
+                f"cannot reach the control plane at {self.info.url}: {exc}"
+            ) from exc
+        if response.status_code >= 400:
+            raise ControlPlaneError(_detail(response))
+        return response.json()
+
+    def stream(self, path: str, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """POST `payload` and yield each JSON line of the answer as it arrives."""
+        try:
+            with self.http.stream("POST", path, json=payload) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ControlPlaneError(_detail(response))
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.HTTPError as exc:
+            raise ControlPlaneError(f"lost the control plane at {self.info.url}: {exc}") from exc
+
+    def wait_exit(self, timeout: float = 30.0) -> None:
+        """Wait until the control plane's process has exited."""
+        deadline = time.monotonic() + timeout
+        while procs.is_ours(self.info.pid, self.info.start_time) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    if isinstance(detail, list):  # FastAPI's validation errors
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
+        )
+    return f"{detail} (HTTP {response.status_code})"
+
+
+def environment() -> dict[str, str]:
+    """The applying user's environment, handed to the control plane for secrets and ${VAR}."""
+    return dict(os.environ)

@@ -1,0 +1,69 @@
+"""The local source files an app or task runs, for its content hash.
+
+Starting from its handler modules, follow `import` statements (parsed, never executed) to
+files inside the spec's folder, transitively; add the `include:` globs.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def module_file(root: Path, module: str) -> Path | None:
+    """The file under `root` that `import module` would load, if it is local."""
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(file: Path, root: Path) -> set[str]:
+    try:
+        tree = ast.parse(file.read_bytes(), filename=str(file))
+    except (SyntaxError, ValueError, OSError):
+        return set()
+    package = file.parent.relative_to(root).parts
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package[: len(package) - node.level + 1] if node.level > 1 else package
+                base = ".".join([*parts, node.module] if node.module else parts)
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
+    return {m for m in found if m}
+
+
+def local_sources(root: Path, modules: Iterable[str], include: Iterable[str] = ()) -> list[Path]:
+    """Every local file reached from `modules`, plus the `include` globs, sorted."""
+    seen: set[Path] = set()
+    pending = list(modules)
+    while pending:
+        module = pending.pop()
+        parts = module.split(".")
+        # `import a.b.c` also runs a/__init__.py and a/b/__init__.py.
+        for depth in range(1, len(parts) + 1):
+            file = module_file(root, ".".join(parts[:depth]))
+            if file is not None and file not in seen:
+                seen.add(file)
+                pending.extend(_imported_modules(file, root))
+    for pattern in include:
+        seen.update(p for p in root.glob(pattern) if p.is_file())
+    return sorted(seen)
+
+
+def hash_files(root: Path, files: Iterable[Path]) -> str:
+    """sha256 over each file's path (relative to `root`) and bytes."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(root)).encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()

@@ -1,0 +1,208 @@
+"""The plan: what apply would create, update, replace or delete, and why.
+
+A plan is plain data computed from the compiled spec, the secrets' hashes and the recorded
+state; the executor carries it out without making decisions of its own.
+
+* `create`: not running yet.
+* `replace`: changed; a new process starts on a new port and the old one stops once the
+  new one is healthy (so it keeps serving meanwhile).
+* `update`: changed, but on a fixed port: restarted in place.
+* `delete`: no longer in the spec.
+* `unchanged`: nothing to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from engine.compiler import Build
+from engine.secrets import secret_hash
+from engine.spec.model import App, Spec
+
+Action = Literal["create", "update", "replace", "delete", "unchanged"]
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "unchanged": " "}
+RUNNING = ("starting", "running", "backoff")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the state knows of one app or task: its hash, and for apps port and state."""
+
+    hash: str
+    port: int | None = None
+    state: str = "running"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing to do to one app or task."""
+
+    action: Action
+    kind: Literal["app", "task"]
+    name: str
+    hash: str | None
+    reasons: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    level: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered steps of one apply, and what they were computed from."""
+
+    project: str
+    spec_path: str
+    spec_sha256: str
+    state_token: str
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    @property
+    def changes(self) -> list[Step]:
+        return [s for s in self.steps if s.action != "unchanged"]
+
+    def counts(self) -> dict[str, int]:
+        """How many steps of each action."""
+        counts = dict.fromkeys(SYMBOLS, 0)
+        for step in self.steps:
+            counts[step.action] += 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        steps = tuple(
+            Step(**{**s, "reasons": tuple(s["reasons"]), "depends_on": tuple(s["depends_on"])})
+            for s in data["steps"]
+        )
+        return cls(
+            data["project"], data["spec_path"], data["spec_sha256"], data["state_token"], steps
+        )
+
+    def render(self) -> str:
+        """The plan as text, like `terraform plan`: a symbol, the kind and name, the reasons."""
+        if not self.changes:
+            return f"No changes. Project {self.project} matches {self.spec_path}.\n"
+        lines = [f"engine will make these changes to project {self.project}:", ""]
+        width = max(len(f"{s.kind} {s.name}") for s in self.steps)
+        for step in self.changes:
+            label = f"{step.kind} {step.name}".ljust(width)
+            why = f"  ({'; '.join(step.reasons)})" if step.reasons else ""
+            lines.append(f"  {SYMBOLS[step.action]:>3} {label}  {step.action}{why}")
+        c = self.counts()
+        lines += [
+            "",
+            f"Plan: {c['create']} to create, {c['update'] + c['replace']} to restart "
+            f"({c['replace']} replaced side by side), {c['delete']} to delete, "
+            f"{c['unchanged']} unchanged.",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def app_hash(build: Build, app: App, secret_hashes: Mapping[str, str]) -> str:
+    """An app's desired hash: its compiled artifact, its grants and its secrets' hashes."""
+    digest = hashlib.sha256(build.apps[app.name].content_hash.encode())
+    for grant in sorted(app.all_grants(), key=lambda g: g.secret):
+        digest.update(f"\0{grant}\0{secret_hashes.get(grant.secret, '')}".encode())
+    return digest.hexdigest()
+
+
+def task_hash(build: Build, name: str, spec: Spec, secret_hashes: Mapping[str, str]) -> str:
+    """A task's desired hash: its artifact and its secrets' hashes."""
+    digest = hashlib.sha256(build.tasks[name].content_hash.encode())
+    for grant in sorted(spec.tasks[name].grants, key=lambda g: g.secret):
+        digest.update(f"\0{grant}\0{secret_hashes.get(grant.secret, '')}".encode())
+    return digest.hexdigest()
+
+
+def state_token(apps: Mapping[str, Recorded], tasks: Mapping[str, Recorded]) -> str:
+    """A fingerprint of the recorded state, to refuse a saved plan the state has moved past."""
+    data = {
+        "apps": {n: [r.hash, r.port] for n, r in sorted(apps.items())},
+        "tasks": {n: r.hash for n, r in sorted(tasks.items())},
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def levels(spec: Spec) -> dict[str, int]:
+    """Each app's start level: 0 for no dependencies, else one more than its deepest one."""
+    result: dict[str, int] = {}
+    remaining = dict(spec.apps)
+    level = 0
+    while remaining:
+        ready = [n for n, a in remaining.items() if all(d in result for d in a.depends_on)]
+        if not ready:
+            raise ValueError(f"dependency cycle among {sorted(remaining)}")
+        for name in ready:
+            result[name] = level
+            del remaining[name]
+        level += 1
+    return result
+
+
+def make_plan(
+    build: Build,
+    secrets: Mapping[str, str],
+    apps: Mapping[str, Recorded],
+    tasks: Mapping[str, Recorded],
+) -> Plan:
+    """Diff the compiled spec against the recorded state into ordered steps."""
+    spec = build.spec
+    hashes = {name: secret_hash(name, value) for name, value in secrets.items()}
+    order = levels(spec)
+    steps: dict[str, Step] = {}
+    for name in sorted(spec.apps, key=lambda n: (order[n], n)):
+        app = spec.apps[name]
+        steps[name] = _app_step(app, app_hash(build, app, hashes), apps.get(name), steps, order)
+    result = list(steps.values())
+    result += [
+        Step("delete", "app", name, None, ("no longer in the spec",))
+        for name in sorted(set(apps) - set(spec.apps))
+    ]
+    for name in sorted(spec.tasks):
+        desired = task_hash(build, name, spec, hashes)
+        recorded = tasks.get(name)
+        deps = spec.tasks[name].depends_on
+        if recorded is None:
+            result.append(Step("create", "task", name, desired, (), deps))
+        elif recorded.hash != desired or any(steps[d].action != "unchanged" for d in deps):
+            result.append(Step("update", "task", name, desired, ("changed",), deps))
+        else:
+            result.append(Step("unchanged", "task", name, desired, (), deps))
+    result += [
+        Step("delete", "task", name, None, ("no longer in the spec",))
+        for name in sorted(set(tasks) - set(spec.tasks))
+    ]
+    return Plan(spec.project, str(spec.path), spec.sha256, state_token(apps, tasks), tuple(result))
+
+
+def _app_step(
+    app: App,
+    desired: str,
+    recorded: Recorded | None,
+    earlier: Mapping[str, Step],
+    order: Mapping[str, int],
+) -> Step:
+    def step(action: Action, *reasons: str) -> Step:
+        return Step(action, "app", app.name, desired, reasons, app.depends_on, order[app.name])
+
+    if recorded is None:
+        return step("create")
+    reasons = []
+    if recorded.hash != desired:
+        reasons.append("changed")
+    if recorded.state not in RUNNING:
+        reasons.append(f"not running ({recorded.state})")
+    if app.port is not None and recorded.port != app.port:
+        reasons.append(f"port {recorded.port} -> {app.port}")
+    for dep in app.depends_on:
+        if earlier[dep].action in ("create", "replace"):
+            reasons.append(f"{dep} gets a new endpoint")
+    if not reasons:
+        return step("unchanged")
+    return step("update" if app.port is not None else "replace", *reasons)

@@ -1,0 +1,72 @@
+"""Run a project's control plane: `python -m engine.server PROJECT_DIR/.engine`.
+
+Started (detached) by the CLI. It keeps the previous token, and the previous port when it
+is free, so that apps started by an earlier control plane can still reach the run API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from engine.server import procs
+from engine.server.app import create_control_plane
+from engine.server.launch import ControlPlaneAddress, Layout
+from engine.state import ControlPlaneInfo
+
+
+def _bind(preferred: int | None) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    for port in (preferred, 0) if preferred else (0,):
+        try:
+            sock.bind(("127.0.0.1", port))
+            return sock
+        except OSError:
+            continue
+    raise SystemExit("engine: cannot bind a port on 127.0.0.1 for the control plane")
+
+
+async def _serve(layout: Layout) -> None:
+    previous = ControlPlaneInfo.read(layout.dir)
+    token = previous.token if previous else secrets.token_urlsafe(32)
+    preferred = int(previous.url.rsplit(":", 1)[1]) if previous else None
+    sock = _bind(preferred)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = create_control_plane(layout, ControlPlaneAddress(url, token))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
+    pid = os.getpid()
+    ControlPlaneInfo(url, pid, procs.process_start_time(pid) or 0, token).write(layout.dir)
+
+    async def exit_on_destroy() -> None:
+        await app.state.plane.shutdown.wait()
+        await asyncio.sleep(0.2)  # let the destroy answer reach the CLI
+        server.should_exit = True
+
+    watcher = asyncio.create_task(exit_on_destroy())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()
+        current = ControlPlaneInfo.read(layout.dir)
+        if current is not None and current.pid == pid:
+            ControlPlaneInfo.remove(layout.dir)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2:
+        raise SystemExit("usage: python -m engine.server PROJECT_DIR/.engine")
+    layout = Layout(Path(argv[1]).resolve().parent)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(layout))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
