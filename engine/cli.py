@@ -468,3 +468,7 @@ def run_logs(run_id: str, directory: Path | None) -> None:
     if response.status_code == 404:
         raise EngineError(f"no run {run_id!r}; list them with `engine runs`")
     click.echo(response.text, nl=False)
+
+
+if __name__ == "__main__":
+    main()
