@@ -45,7 +45,10 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 _STATUSES = tuple(s.value for s in RunStatus)
 
 _HERE = Path(__file__).parent / "templates"
-_STATIC_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript"}
+_STATIC_TYPES = {
+    "console.css": "text/css; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+}
 _CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -131,7 +134,7 @@ def make_console_router(
             "run.html",
             run=_run_row(request, run),
             inputs=_pretty(run.inputs),
-            outputs=_pretty(run.outputs),
+            outputs=None if run.outputs is None else _pretty(run.outputs),
             log=log,
             json_url=request.url_for("console_run_json", run_id=run.id).path,
             task_url=_filter_url(request, task=run.task),

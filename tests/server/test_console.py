@@ -1,0 +1,545 @@
+"""The console, served by a real uvicorn and read with httpx and a real Chromium."""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from engine.runs.store import Run, RunStatus, RunStore
+from engine.server.console import LOG_TAIL, format_duration, make_console_router, read_log_tail
+
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "tok-console-must-never-show-this"
+SCRIPT = "<script>alert('x')</script>"
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with uvicorn in a thread on a free 127.0.0.1 port; stop it on exit."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def logs_dir(tmp_path: Path) -> Path:
+    path = tmp_path / ".engine" / "runs"
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RunStore]:
+    store = RunStore(tmp_path / ".engine" / "runs.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def apps() -> list[dict[str, Any]]:
+    """What the supervisor reports; tests may change it before a page is read."""
+    return [
+        {
+            "name": "api",
+            "state": "running",
+            "url": "http://127.0.0.1:8801",
+            "port": 8801,
+            "pid": 4242,
+            "restarts": 0,
+            "description": "Adds one to x.",
+        },
+        {
+            "name": "worker-ui",
+            "state": "backoff",
+            "url": "http://127.0.0.1:8802",
+            "port": 8802,
+            "pid": None,
+            "restarts": 3,
+            "description": "",
+        },
+    ]
+
+
+@pytest.fixture
+def console(store: RunStore, apps: list[dict[str, Any]]) -> Iterator[str]:
+    """The base URL of a control plane serving only the console."""
+    app = FastAPI()
+    router = make_console_router(project="shop", apps=lambda: apps, store=store, token=TOKEN)
+    app.include_router(router)
+    with serve(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def tls() -> ssl.SSLContext:
+    """One TLS context for every client: building one per client costs a tenth of a second."""
+    return ssl.create_default_context()
+
+
+@pytest.fixture
+def client(console: str, tls: ssl.SSLContext) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console, timeout=10, verify=tls) as client:
+        yield client
+
+
+def finished(store: RunStore, run: Run, status: RunStatus, **result: Any) -> Run:
+    store.start_attempt(run.id)
+    return store.finish(run.id, status, **result)
+
+
+def run_ids(html: str) -> list[str]:
+    return re.findall(r'<tr data-run="([^"]+)">', html)
+
+
+# The project page
+
+
+def test_project_page_lists_the_apps(client: httpx.Client) -> None:
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    html = response.text
+    assert "<title>shop · engine</title>" in html
+    assert re.findall(r'<tr data-app="([^"]+)">', html) == ["api", "worker-ui"]
+    assert '<span class="badge running">running</span>' in html
+    assert '<span class="badge backoff">backoff</span>' in html
+    assert '<a href="http://127.0.0.1:8801">http://127.0.0.1:8801</a>' in html
+    assert '<a href="http://127.0.0.1:8801/docs">docs</a>' in html
+    assert '<div class="muted small">Adds one to x.</div>' in html
+    assert '<td class="num">3</td>' in html
+
+
+def test_an_app_url_that_is_not_http_is_shown_but_not_linked(
+    client: httpx.Client, apps: list[dict[str, Any]]
+) -> None:
+    apps[:] = [{**apps[0], "url": "javascript:alert(1)", "state": "weird", "name": "<b>x</b>"}]
+
+    html = client.get("/").text
+
+    assert 'href="javascript' not in html
+    assert '<span class="muted">javascript:alert(1)</span>' in html
+    assert '<span class="badge unknown">weird</span>' in html
+    assert "<strong>&lt;b&gt;x&lt;/b&gt;</strong>" in html
+
+
+def test_a_project_without_apps_or_runs_says_so(
+    client: httpx.Client, apps: list[dict[str, Any]]
+) -> None:
+    apps.clear()
+
+    html = client.get("/").text
+
+    assert "This project has no apps." in html
+    assert "No runs yet." in html
+
+
+def test_runs_are_listed_newest_first_linking_to_their_pages(
+    client: httpx.Client, store: RunStore
+) -> None:
+    first = finished(store, store.create("add", {"x": 1}), RunStatus.SUCCEEDED, outputs=2)
+    second = store.create("report", {})
+
+    html = client.get("/").text
+
+    assert run_ids(html) == [second.id, first.id]
+    assert f'<a class="mono" href="/runs/{first.id}">{first.id}</a>' in html
+    assert '<a href="/?task=add">add</a>' in html
+    assert '<span class="badge succeeded">succeeded</span>' in html
+    assert '<span class="badge queued">queued</span>' in html
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["q-report", "f-add", "s-add"]),
+        ("?task=add", ["f-add", "s-add"]),
+        ("?status=succeeded", ["s-add"]),
+        ("?task=add&status=failed", ["f-add"]),
+        ("?task=&status=", ["q-report", "f-add", "s-add"]),
+        ("?task=report&status=failed", []),
+    ],
+    ids=["none", "task", "status", "both", "empty-values", "no-match"],
+)
+def test_runs_filter_by_task_and_status(
+    client: httpx.Client, store: RunStore, query: str, expected: list[str]
+) -> None:
+    names = {
+        finished(store, store.create("add", {}), RunStatus.SUCCEEDED).id: "s-add",
+        finished(store, store.create("add", {}), RunStatus.FAILED, error="no").id: "f-add",
+        store.create("report", {}).id: "q-report",
+    }
+
+    response = client.get(f"/{query}")
+
+    assert response.status_code == 200
+    assert [names[i] for i in run_ids(response.text)] == expected
+    if not expected:
+        assert "No runs match these filters." in response.text
+
+
+def test_the_filter_form_keeps_the_chosen_values(client: httpx.Client, store: RunStore) -> None:
+    store.create("add", {})
+    store.create("report", {})
+
+    html = client.get("/?task=report&status=queued").text
+
+    assert '<option value="report" selected>report</option>' in html
+    assert '<option value="add">add</option>' in html
+    assert '<option value="queued" selected>queued</option>' in html
+    assert '<a href="/">clear</a>' in html
+
+
+def test_an_unknown_status_filter_gets_a_friendly_400(client: httpx.Client) -> None:
+    response = client.get("/?status=done")
+
+    assert response.status_code == 400
+    assert "<h1>Unknown status</h1>" in response.text
+    assert "There is no run status “done”." in response.text
+
+
+# The run page
+
+
+def test_run_page_shows_the_run(client: httpx.Client, store: RunStore, logs_dir: Path) -> None:
+    run = store.create("add", {"x": 41}, max_attempts=3, logs_dir=logs_dir)
+    Path(run.log_path or "").write_text("adding one\n")
+    finished(store, run, RunStatus.SUCCEEDED, outputs={"y": 42})
+
+    response = client.get(f"/runs/{run.id}")
+
+    assert response.status_code == 200
+    html = response.text
+    assert f"<title>add {run.id} · shop · engine</title>" in html
+    assert '<h1>add <span id="status" class="badge succeeded">succeeded</span></h1>' in html
+    assert '<dd id="attempts">1 of 3</dd>' in html
+    assert re.search(r'<dd id="finished">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</dd>', html)
+    assert '<pre id="inputs">{\n  &#34;x&#34;: 41\n}</pre>' in html
+    assert '<pre id="outputs">{\n  &#34;y&#34;: 42\n}</pre>' in html
+    assert '<section id="error-section" hidden>' in html
+    assert '<pre id="log" class="log">adding one\n</pre>' in html
+    assert "console.js" not in html  # a final run's page does not poll
+
+
+def test_a_failed_run_shows_its_error(client: httpx.Client, store: RunStore) -> None:
+    run = finished(store, store.create("add", {}), RunStatus.FAILED, error="ValueError: boom")
+
+    html = client.get(f"/runs/{run.id}").text
+
+    assert '<section id="error-section">' in html
+    assert '<pre id="error" class="error">ValueError: boom</pre>' in html
+    assert '<pre id="outputs">—</pre>' in html
+    assert "No output." in html
+
+
+def test_a_live_run_page_loads_the_script_and_refreshes_without_it(
+    client: httpx.Client, store: RunStore
+) -> None:
+    run = store.create("add", {})
+    store.start_attempt(run.id)
+
+    html = client.get(f"/runs/{run.id}").text
+
+    assert re.search(r'<script src="/console/static/console.js\?v=\w+" defer></script>', html)
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in html
+    assert f'data-json="/runs/{run.id}.json" data-final="false"' in html
+    assert "No output yet." in html
+
+
+def test_untrusted_run_data_is_escaped(
+    client: httpx.Client, store: RunStore, logs_dir: Path
+) -> None:
+    run = store.create("add", {"x": SCRIPT}, logs_dir=logs_dir)
+    Path(run.log_path or "").write_text(f"{SCRIPT}\n")
+    finished(store, run, RunStatus.FAILED, error=SCRIPT, outputs=[SCRIPT])
+
+    html = client.get(f"/runs/{run.id}").text
+
+    assert "<script>alert" not in html
+    assert html.count("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;") == 4
+
+
+def test_an_unknown_run_gets_a_friendly_404_page(client: httpx.Client) -> None:
+    response = client.get("/runs/nope")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "<h1>Run not found</h1>" in response.text
+    assert "There is no run “nope” in shop." in response.text
+    assert '<a href="/">← Back to shop</a>' in response.text
+
+
+def test_a_long_log_shows_only_its_last_200_kb(
+    client: httpx.Client, store: RunStore, logs_dir: Path
+) -> None:
+    run = store.create("add", {}, logs_dir=logs_dir)
+    lines = [f"line {i:06d}\n" for i in range(40_000)]  # 480 KB
+    Path(run.log_path or "").write_text("".join(lines))
+
+    html = client.get(f"/runs/{run.id}").text
+
+    log = re.search(r'<pre id="log" class="log">(.*?)</pre>', html, re.S)
+    assert log is not None
+    assert len(log.group(1)) <= LOG_TAIL
+    assert log.group(1).startswith("line ")
+    assert log.group(1).endswith("line 039999\n")
+    assert "line 000000" not in html
+    assert '<p id="log-cut" class="muted small">' in html
+
+
+# The run as JSON
+
+
+def test_run_json_is_the_run_api_shape_plus_the_log(
+    client: httpx.Client, console: str, store: RunStore, logs_dir: Path
+) -> None:
+    run = store.create("add", {"x": 1}, logs_dir=logs_dir)
+    Path(run.log_path or "").write_text("one\ntwo\n")
+    run = finished(store, run, RunStatus.SUCCEEDED, outputs={"y": 2})
+
+    response = client.get(f"/runs/{run.id}.json")
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body == {
+        **run.to_dict(console),
+        "finished": True,
+        "max_attempts": 1,
+        "duration": body["duration"],
+        "log": {"start": 0, "end": 8, "text": "one\ntwo\n"},
+    }
+    assert body["url"] == f"{console}/runs/{run.id}"
+    assert body["duration"].endswith("ms")
+
+
+def test_run_json_sends_the_log_from_an_offset(
+    client: httpx.Client, store: RunStore, logs_dir: Path
+) -> None:
+    run = store.create("add", {}, logs_dir=logs_dir)
+    Path(run.log_path or "").write_text("one\ntwo\n")
+
+    log = client.get(f"/runs/{run.id}.json", params={"log_from": 4}).json()["log"]
+
+    assert log == {"start": 4, "end": 8, "text": "two\n"}
+
+
+def test_run_json_of_an_unknown_run_is_404(client: httpx.Client) -> None:
+    response = client.get("/runs/nope.json")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no run 'nope'"}
+
+
+# Access
+
+
+def test_pages_need_no_token_and_never_show_it(client: httpx.Client, store: RunStore) -> None:
+    run = store.create("add", {})
+
+    for path in ["/", f"/runs/{run.id}", f"/runs/{run.id}.json", "/runs/nope"]:
+        response = client.get(path)
+        assert response.status_code in (200, 404), path
+        assert TOKEN not in response.text, path
+
+
+def test_pages_forbid_inline_script_and_framing(client: httpx.Client) -> None:
+    csp = client.get("/").headers["content-security-policy"]
+
+    assert "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "127.0.0.1.evil.example"])
+def test_a_non_loopback_host_is_refused(client: httpx.Client, host: str) -> None:
+    # What a DNS-rebinding page would send from a person's browser.
+    assert client.get("/", headers={"host": host}).status_code == 403
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost:8700", "[::1]:8700", "[::1]"])
+def test_loopback_hosts_are_served(client: httpx.Client, host: str) -> None:
+    assert client.get("/", headers={"host": host}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [("console.css", "text/css; charset=utf-8"), ("console.js", "text/javascript; charset=utf-8")],
+)
+def test_static_files_are_served(client: httpx.Client, name: str, content_type: str) -> None:
+    response = client.get(f"/console/static/{name}")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert "immutable" in response.headers["cache-control"]
+
+
+def test_an_unknown_static_file_is_404(client: httpx.Client) -> None:
+    assert client.get("/console/static/..%2Fconsole.py").status_code == 404
+    assert client.get("/console/static/other.js").status_code == 404
+
+
+# Helpers
+
+
+def test_read_log_tail_of_a_missing_log_is_empty(tmp_path: Path) -> None:
+    assert read_log_tail(str(tmp_path / "none.log")) == {"start": 0, "end": 0, "text": ""}
+    assert read_log_tail(None) == {"start": 0, "end": 0, "text": ""}
+
+
+def test_read_log_tail_holds_back_an_unfinished_character(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_bytes("café ☕".encode()[:-1])
+
+    assert read_log_tail(str(log)) == {"start": 0, "end": 6, "text": "café "}
+    log.write_bytes("café ☕".encode())
+    assert read_log_tail(str(log), 6) == {"start": 6, "end": 9, "text": "☕"}
+
+
+def test_read_log_tail_starts_over_when_the_log_shrank(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_text("new\n")
+
+    assert read_log_tail(str(log), 100) == {"start": 0, "end": 4, "text": "new\n"}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.042, "42 ms"),
+        (4.2, "4.20 s"),
+        (12.34, "12.3 s"),
+        (245, "4 min 05 s"),
+        (7380, "2 h 03 min"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+# In a real browser
+
+browser_test = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's Chromium is not at /usr/bin/chromium (browser tests never download one)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.mark.browser
+@browser_test
+def test_a_person_opens_a_run_from_the_project_page(
+    page: Any, console: str, store: RunStore, logs_dir: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    run = store.create("add", {"x": 41}, logs_dir=logs_dir)
+    Path(run.log_path or "").write_text("adding one to 41\n")
+    finished(store, run, RunStatus.SUCCEEDED, outputs={"y": 42})
+    finished(store, store.create("report", {}), RunStatus.FAILED, error="boom")
+
+    page.goto(console)
+    expect(page).to_have_title("shop · engine")
+    expect(page.locator("tr[data-app=api] .badge")).to_have_text("running")
+    page.screenshot(path=str(tmp_path / "project.png"), full_page=True)
+    page.get_by_role("link", name=run.id).click()
+
+    expect(page).to_have_url(f"{console}/runs/{run.id}")
+    expect(page.locator("h1")).to_contain_text("add")
+    expect(page.locator("#status")).to_have_text("succeeded")
+    expect(page.locator("#outputs")).to_have_text('{\n  "y": 42\n}')
+    expect(page.locator("#log")).to_have_text("adding one to 41\n")
+    expect(page.locator("#error-section")).to_be_hidden()
+
+
+@pytest.mark.browser
+@browser_test
+@pytest.mark.parametrize(
+    ("status", "result", "shown", "text"),
+    [
+        (RunStatus.SUCCEEDED, {"outputs": {"sum": 42}}, "#outputs", '"sum": 42'),
+        (RunStatus.FAILED, {"error": "ValueError: <b>boom</b>"}, "#error", "<b>boom</b>"),
+    ],
+    ids=["succeeded", "failed"],
+)
+def test_a_running_run_page_follows_the_run_without_reloading(
+    page: Any,
+    console: str,
+    store: RunStore,
+    logs_dir: Path,
+    status: RunStatus,
+    result: dict[str, Any],
+    shown: str,
+    text: str,
+) -> None:
+    from playwright.sync_api import expect
+
+    run = store.create("add", {"x": 41}, logs_dir=logs_dir)
+    log = Path(run.log_path or "")
+    log.write_text("starting\n")
+    store.start_attempt(run.id)
+
+    page.goto(f"{console}/runs/{run.id}")
+    expect(page.locator("#status")).to_have_text("running")
+    expect(page.locator("#log")).to_have_text("starting\n")
+    page.evaluate("window.sameDocument = true")
+
+    with log.open("a") as f:
+        f.write("halfway\n")
+    expect(page.locator("#log")).to_have_text("starting\nhalfway\n", timeout=10_000)
+    with log.open("a") as f:
+        f.write("done\n")
+    store.finish(run.id, status, **result)
+
+    expect(page.locator("#status")).to_have_text(str(status), timeout=10_000)
+    expect(page.locator("#status")).to_have_class(f"badge {status}")
+    expect(page.locator(shown)).to_contain_text(text)
+    expect(page.locator(shown)).to_be_visible()
+    expect(page.locator("#log")).to_have_text("starting\nhalfway\ndone\n")
+    expect(page.locator("#finished")).to_contain_text("UTC")
+    assert page.evaluate("window.sameDocument") is True
