@@ -1,14 +1,15 @@
-"""Blueprints: reusable, parameterised spec pieces expanded in place of `uses:`."""
+"""Blueprints: reusable, parameterised spec pieces.
+
+catalog.py   find blueprints (built-in, ENGINE_BLUEPRINTS, --blueprints) and read manifests
+render.py    check parameters; render templates in a sandbox, `${{ }}` left untouched
+prefix.py    prefix the names a fragment creates, and the references to them
+expand.py    expand a spec's `uses:` in place, before validation
+scaffold.py  create a whole project from a blueprint (`engine new`)
+"""
 
 from __future__ import annotations
 
-from engine.errors import Diagnostic
-from engine.spec.loader import Document
+from engine.blueprints.catalog import Blueprint, available, find_blueprint
+from engine.blueprints.expand import expand
 
-
-def expand(doc: Document) -> list[Diagnostic]:
-    """Expand the spec's `uses:` entries in place; return the problems found."""
-    uses = doc.data.get("uses")
-    if not uses:
-        return []
-    return [doc.diagnostic(("uses",), "blueprint expansion is not available in this build")]
+__all__ = ["Blueprint", "available", "expand", "find_blueprint"]
