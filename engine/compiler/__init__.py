@@ -7,6 +7,7 @@ write_build(build, spec.root / ".engine" / "build")
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -49,6 +50,12 @@ class Build:
     tasks: dict[str, Artifact]
 
 
+@functools.cache
+def _template(templates: Path | None) -> jinja2.Template:
+    """The app template, compiled once per template folder."""
+    return _environment(templates).get_template(TEMPLATE)
+
+
 def _environment(templates: Path | None) -> jinja2.Environment:
     folders = [str(templates)] if templates else []
     folders.append(str(blueprints_dir() / "codegen"))
@@ -65,7 +72,7 @@ def _environment(templates: Path | None) -> jinja2.Environment:
 def render_app(spec: Spec, app: App, templates: Path | None = None) -> str:
     """The generated module of `app`, checked to parse."""
     module = build_module(spec, app)
-    source = _environment(templates).get_template(TEMPLATE).render(m=module)
+    source = _template(templates).render(m=module)
     try:
         ast.parse(source, filename=f"{app.name}/{MODULE_NAME}.py")
     except SyntaxError as exc:
@@ -91,8 +98,10 @@ def _handler_modules(value: App | Task) -> list[str]:
 
 def _artifact(spec: Spec, value: App | Task, kind: str, source: str | None) -> Artifact:
     files = local_sources(spec.root, _handler_modules(value), value.include)
+    # Every header names the spec's sha256: leave it out, or editing one app restarts all.
+    module = (source or "").replace(spec.sha256, "")
     digest = hashlib.sha256()
-    for part in (_config_hash(value), source or "", hash_files(spec.root, files)):
+    for part in (_config_hash(value), module, hash_files(spec.root, files)):
         digest.update(part.encode() + b"\0")
     relative = tuple(str(f.relative_to(spec.root)) for f in files)
     return Artifact(value.name, kind, source, digest.hexdigest(), relative)

@@ -7,13 +7,25 @@ output needs no formatter and is byte-identical for the same input.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 WIDTH = 100
 
 
 class Code(str):
-    """Source text computed by the compiler (a call or a name), printed as-is."""
+    """Source text computed by the compiler (a name), printed as-is."""
+
+
+@dataclass(frozen=True)
+class Construct:
+    """A call `name(key=value, ...)` written by the compiler, laid out like a literal."""
+
+    name: str
+    arguments: tuple[tuple[str, Any], ...]
+
+
+_SPLITTABLE = (dict, list, tuple, Construct)
 
 
 def literal(value: Any, indent: int = 0, prefix: int = 0) -> str:
@@ -23,17 +35,24 @@ def literal(value: Any, indent: int = 0, prefix: int = 0) -> str:
     item per line with a trailing comma.
     """
     flat = _flat(value)
-    if indent + prefix + len(flat) < WIDTH or not isinstance(value, dict | list | tuple):
+    if indent + prefix + len(flat) < WIDTH or not isinstance(value, _SPLITTABLE):
         return flat
     inner = " " * (indent + 4)
-    if isinstance(value, dict):
+    if isinstance(value, Construct):
+        # As ruff does for a call: all arguments on one line of their own if they fit there.
+        args = ", ".join(f"{k}={_flat(v)}" for k, v in value.arguments)
+        if indent + 4 + len(args) <= WIDTH:
+            return f"{value.name}(\n{inner}{args}\n{' ' * indent})"
+        items = [f"{k}=" + literal(v, indent + 4, len(k) + 1) for k, v in value.arguments]
+        open_, close = f"{value.name}(", ")"
+    elif isinstance(value, dict):
         items = []
         for key, item in value.items():
             head = f"{_flat(key)}: "
-            items.append(head + literal(item, indent + 4, len(head) + 1))
+            items.append(head + literal(item, indent + 4, len(head)))
         open_, close = "{", "}"
     else:
-        items = [literal(v, indent + 4, 1) for v in value]
+        items = [literal(v, indent + 4) for v in value]
         open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
     body = "".join(f"{inner}{item},\n" for item in items)
     return f"{open_}\n{body}{' ' * indent}{close}"
@@ -42,6 +61,8 @@ def literal(value: Any, indent: int = 0, prefix: int = 0) -> str:
 def _flat(value: Any) -> str:
     if isinstance(value, Code):
         return str(value)
+    if isinstance(value, Construct):
+        return f"{value.name}(" + ", ".join(f"{k}={_flat(v)}" for k, v in value.arguments) + ")"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_flat(k)}: {_flat(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
@@ -59,8 +80,11 @@ def _flat(value: Any) -> str:
 
 
 def _string(text: str) -> str:
-    """`repr(text)`, double-quoted where that needs no escapes (as `ruff format` prefers)."""
-    source = repr(text)
-    if source.startswith("'") and '"' not in text:
-        return f'"{source[1:-1]}"'
-    return source
+    """`repr(text)`'s escapes inside the quotes `ruff format` picks: double ones, unless the
+    text holds more double quotes than single ones."""
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    return quote + "".join(_char(c, quote) for c in text) + quote
+
+
+def _char(c: str, quote: str) -> str:
+    return "\\" + c if c in (quote, "\\") else repr(c)[1:-1]

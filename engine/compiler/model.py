@@ -9,7 +9,7 @@ from __future__ import annotations
 import keyword
 from dataclasses import dataclass, field
 
-from engine.compiler.literals import Code, literal
+from engine.compiler.literals import Code, Construct, literal
 from engine.spec.model import (
     Action,
     App,
@@ -96,13 +96,12 @@ class _ModuleBuilder:
             self.imports[ref] = Import(".".join(parts), handler.function, alias)
         return Code(self.imports[ref].alias)
 
-    def runtime(self, name: str, **arguments: object) -> Code:
+    def runtime(self, name: str, **arguments: object) -> Construct:
         """A call of a runtime helper class, e.g. `Bearer(secret_env='TOKEN')`."""
         self.runtime_names.add(name)
-        inner = ", ".join(f"{k}={literal(v)}" for k, v in arguments.items())
-        return Code(f"{name}({inner})")
+        return Construct(name, tuple(arguments.items()))
 
-    def auth(self, auth: Auth | None, open_: bool) -> Code | None:
+    def auth(self, auth: Auth | None, open_: bool) -> Construct | None:
         """The effective auth of an endpoint: its own, or none if open, or the app's."""
         chosen = None if open_ else (auth or self.app.auth)
         if chosen is None:
@@ -112,7 +111,7 @@ class _ModuleBuilder:
             return self.runtime("Bearer", secret_env=variable)
         return self.runtime("ApiKey", header=chosen.header, secret_env=variable)
 
-    def action(self, action: Action) -> Code:
+    def action(self, action: Action) -> Construct:
         if isinstance(action, RespondAction):
             return self.runtime(
                 "Respond", status=action.status, json=action.json, headers=action.headers or None
