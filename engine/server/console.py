@@ -154,27 +154,30 @@ def make_console_router(
 def read_log_tail(path: str | None, start: int = 0) -> dict[str, Any]:
     """The log from byte `start` to its end, at most its last `LOG_TAIL` bytes.
 
-    Returns `{"start", "end", "text"}`: the byte range read. `start` is later than asked
-    when the beginning was cut (then at a line start when one is near); `end` stops before
-    an incomplete UTF-8 character still being written, so the next read begins with it.
+    Returns `{"start", "end", "text", "cut"}`: the byte range read, and whether bytes after
+    the asked `start` were skipped to keep within `LOG_TAIL` (then `start` is at a line
+    start when one is near). `end` stops before an incomplete UTF-8 character still being
+    written, so the next read begins with it.
     """
     try:
         with open(path or "", "rb") as f:
             size = f.seek(0, os.SEEK_END)
             if start > size:  # the file was replaced: read it again from the top
                 start = 0
-            if size - start > LOG_TAIL:
+            cut = size - start > LOG_TAIL
+            if cut:
                 start = size - LOG_TAIL
                 f.seek(start)
                 head = f.read(4096)
-                cut = head.find(b"\n")
-                start += cut + 1 if cut != -1 else 0
+                newline = head.find(b"\n")
+                start += newline + 1 if newline != -1 else 0
             f.seek(start)
             data = f.read(size - start)
     except (FileNotFoundError, IsADirectoryError):
-        return {"start": 0, "end": 0, "text": ""}
+        return {"start": 0, "end": 0, "text": "", "cut": False}
     data = data[: len(data) - _incomplete_tail(data)]
-    return {"start": start, "end": start + len(data), "text": data.decode(errors="replace")}
+    text = data.decode(errors="replace")
+    return {"start": start, "end": start + len(data), "text": text, "cut": cut}
 
 
 def _incomplete_tail(data: bytes) -> int:

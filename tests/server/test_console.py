@@ -146,7 +146,7 @@ def test_an_app_url_that_is_not_http_is_shown_but_not_linked(
     assert 'href="javascript' not in html
     assert '<span class="muted">javascript:alert(1)</span>' in html
     assert '<span class="badge unknown">weird</span>' in html
-    assert "<strong>&lt;b&gt;x&lt;/b&gt;</strong>" in html
+    assert '<strong class="nowrap">&lt;b&gt;x&lt;/b&gt;</strong>' in html
 
 
 def test_a_project_without_apps_or_runs_says_so(
@@ -244,6 +244,7 @@ def test_run_page_shows_the_run(client: httpx.Client, store: RunStore, logs_dir:
     assert '<pre id="outputs">{\n  &#34;y&#34;: 42\n}</pre>' in html
     assert '<section id="error-section" hidden>' in html
     assert '<pre id="log" class="log">adding one\n</pre>' in html
+    assert '<p id="log-cut" class="muted small" hidden>' in html
     assert "console.js" not in html  # a final run's page does not poll
 
 
@@ -333,7 +334,7 @@ def test_run_json_is_the_run_api_shape_plus_the_log(
         "finished": True,
         "max_attempts": 1,
         "duration": body["duration"],
-        "log": {"start": 0, "end": 8, "text": "one\ntwo\n"},
+        "log": {"start": 0, "end": 8, "text": "one\ntwo\n", "cut": False},
     }
     assert body["url"] == f"{console}/runs/{run.id}"
     assert body["duration"].endswith("ms")
@@ -347,7 +348,7 @@ def test_run_json_sends_the_log_from_an_offset(
 
     log = client.get(f"/runs/{run.id}.json", params={"log_from": 4}).json()["log"]
 
-    assert log == {"start": 4, "end": 8, "text": "two\n"}
+    assert log == {"start": 4, "end": 8, "text": "two\n", "cut": False}
 
 
 def test_run_json_of_an_unknown_run_is_404(client: httpx.Client) -> None:
@@ -409,24 +410,48 @@ def test_an_unknown_static_file_is_404(client: httpx.Client) -> None:
 
 
 def test_read_log_tail_of_a_missing_log_is_empty(tmp_path: Path) -> None:
-    assert read_log_tail(str(tmp_path / "none.log")) == {"start": 0, "end": 0, "text": ""}
-    assert read_log_tail(None) == {"start": 0, "end": 0, "text": ""}
+    empty = {"start": 0, "end": 0, "text": "", "cut": False}
+    assert read_log_tail(str(tmp_path / "none.log")) == empty
+    assert read_log_tail(None) == empty
 
 
 def test_read_log_tail_holds_back_an_unfinished_character(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     log.write_bytes("café ☕".encode()[:-1])
 
-    assert read_log_tail(str(log)) == {"start": 0, "end": 6, "text": "café "}
+    assert read_log_tail(str(log)) == {"start": 0, "end": 6, "text": "café ", "cut": False}
     log.write_bytes("café ☕".encode())
-    assert read_log_tail(str(log), 6) == {"start": 6, "end": 9, "text": "☕"}
+    assert read_log_tail(str(log), 6) == {"start": 6, "end": 9, "text": "☕", "cut": False}
 
 
 def test_read_log_tail_starts_over_when_the_log_shrank(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     log.write_text("new\n")
 
-    assert read_log_tail(str(log), 100) == {"start": 0, "end": 4, "text": "new\n"}
+    assert read_log_tail(str(log), 100) == {"start": 0, "end": 4, "text": "new\n", "cut": False}
+
+
+def test_read_log_tail_keeps_the_last_200_kb_from_a_line_start(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_bytes(b"".join(b"%05d\n" % i for i in range(LOG_TAIL // 6 + 100)))
+    size = log.stat().st_size
+
+    tail = read_log_tail(str(log))
+
+    assert tail["cut"] is True
+    assert tail["start"] % 6 == 0
+    assert size - LOG_TAIL <= tail["start"] < size - LOG_TAIL + 6
+    assert tail["text"].endswith(f"{LOG_TAIL // 6 + 99:05d}\n")
+    assert read_log_tail(str(log), size - 6)["cut"] is False
+
+
+def test_read_log_tail_of_one_long_line_cuts_it_at_the_limit(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_bytes(b"x" * (LOG_TAIL + 10))
+
+    tail = read_log_tail(str(log))
+
+    assert (tail["start"], tail["end"], tail["cut"]) == (10, LOG_TAIL + 10, True)
 
 
 @pytest.mark.parametrize(

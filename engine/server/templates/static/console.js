@@ -29,7 +29,7 @@
       pre.textContent = text.slice(text.indexOf("\n") + 1);
       byId("log-cut").hidden = false;
     }
-    if (log.start > 0) byId("log-cut").hidden = false;
+    if (log.cut) byId("log-cut").hidden = false;
     logEnd = log.end;
     pre.hidden = !pre.textContent;
     byId("log-empty").hidden = !!pre.textContent;
@@ -67,5 +67,7 @@
       .catch(function () { setTimeout(poll, SLOW); });  // the control plane may be restarting
   }
 
+  var pre = byId("log");
+  pre.scrollTop = pre.scrollHeight;  // follow the end of a live log
   setTimeout(poll, FAST);
 })();
