@@ -7,6 +7,7 @@ files inside the spec's folder, transitively; add the `include:` globs.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,12 +22,23 @@ def module_file(root: Path, module: str) -> Path | None:
     return None
 
 
-def _imported_modules(file: Path, root: Path) -> set[str]:
+def _imported_modules(file: Path, root: Path) -> frozenset[str]:
+    try:
+        stat = file.stat()
+    except OSError:
+        return frozenset()
+    return _parse_imports(file, stat.st_mtime_ns, stat.st_size, file.parent.relative_to(root).parts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_imports(
+    file: Path, mtime_ns: int, size: int, package: tuple[str, ...]
+) -> frozenset[str]:
+    """The modules `file` imports; cached while its mtime and size stay the same."""
     try:
         tree = ast.parse(file.read_bytes(), filename=str(file))
     except (SyntaxError, ValueError, OSError):
-        return set()
-    package = file.parent.relative_to(root).parts
+        return frozenset()
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -39,7 +51,7 @@ def _imported_modules(file: Path, root: Path) -> set[str]:
                 base = node.module or ""
             found.add(base)
             found.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
-    return {m for m in found if m}
+    return frozenset(m for m in found if m)
 
 
 def local_sources(root: Path, modules: Iterable[str], include: Iterable[str] = ()) -> list[Path]:

@@ -7,6 +7,7 @@ are importable names, expressions that parse, durations and sizes that mean some
 from __future__ import annotations
 
 import difflib
+import functools
 import keyword
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from engine.spec.loader import Document, JsonPath
 from engine.spec.units import parse_duration, parse_size
 
 _PARAM = re.compile(r"\{([^}]*)\}")
+_syntax_problem = functools.lru_cache(maxsize=4096)(check_syntax)  # specs repeat expressions
 
 
 def cross_check(doc: Document) -> tuple[list[Diagnostic], list[Diagnostic]]:
@@ -50,7 +52,6 @@ class _Checker:
             self.check_task(("tasks", name), task)
         self.check_cycles()
         self.check_ports()
-        self.check_expressions(self.data, ())
 
     # references -------------------------------------------------------------------------
 
@@ -166,6 +167,8 @@ class _Checker:
                     )
         if "run" in route:
             self.check_run((*path, "run"), route["run"])
+        for key in ("respond", "run"):
+            self.check_expressions(route.get(key), (*path, key))
 
     def check_run(self, path: JsonPath, run: dict) -> None:
         task = run["task"]
@@ -210,6 +213,7 @@ class _Checker:
         for where, action in actions:
             if "run" in action:
                 self.check_run((*where, "run"), action["run"])
+            self.check_expressions(action, where)
         self.parse((*path, "max_body"), parse_size, hook.get("max_body"))
         self.parse((*path, "dedupe"), parse_duration, hook.get("dedupe"))
 
@@ -277,10 +281,11 @@ class _Checker:
                 owners[port] = name
 
     def check_expressions(self, value: Any, path: JsonPath) -> None:
+        """Expressions are evaluated in actions only; elsewhere `${{` is plain text."""
         for where, text in _strings(value, path):
             if "${{" not in text:
                 continue
-            problem = check_syntax(text)
+            problem = _syntax_problem(text)
             if problem:
                 # The column is within the string, so show the string it counts in.
                 shown = text if len(text) <= 60 else text[:57] + "..."
