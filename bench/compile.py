@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import table  # noqa: E402
+from common import table
 
-from engine.compiler import compile_spec  # noqa: E402
-from engine.spec import load_spec  # noqa: E402
+from engine.compiler import compile_spec
+from engine.spec import load_spec
 
 SIZES = (10, 100, 1000)
 
@@ -29,10 +29,15 @@ def spec_text(apps: int) -> str:
             f"  app-{i}:",
             "    routes:",
             "      - {method: GET, path: /, handler: 'handlers:hello'}",
-            "      - {method: GET, path: '/items/{id}', query: {n: {type: integer}}, handler: 'handlers:item'}",
+            "      - method: GET",
+            "        path: '/items/{id}'",
+            "        query: {n: {type: integer}}",
+            "        handler: 'handlers:item'",
             "      - {method: POST, path: /run, run: {task: work, inputs: '${{ body }}'}}",
             "    webhooks:",
-            "      - {path: /hook, provider: github, secret: hook, events: {push: {run: {task: work}}}}",
+            "      - path: /hook",
+            "        secret: hook",
+            "        events: {push: {run: {task: work}}}",
             "    websockets:",
             "      - {path: /echo, pattern: echo}",
         ]
