@@ -198,6 +198,7 @@ EXPECTED: dict[str, tuple[int, int, str, str]] = {
     "57-invalid-utf8": (5, 1, "$", "not UTF-8 text"),
     "58-version-2": (1, 10, "version", "the only value is 1"),
     "59-unquoted-brace-in-flow-mapping": (6, 22, "$", "quote the value that holds it"),
+    "60-control-character": (5, 22, "$", "the character U+0007 cannot appear in YAML"),
 }
 
 FILES = sorted(CORPUS.glob("*.yaml"))

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
+from engine.errors import SpecError
 from engine.resources import schema_path
 from engine.spec import Checked, check_spec, load_spec
 from engine.spec.model import (
@@ -566,3 +567,45 @@ def test_cli_schema_prints_the_file_exactly(tmp_path: Path) -> None:
     assert result.stderr == b""
     assert result.stdout == schema_path().read_bytes()
     json.loads(result.stdout)
+
+
+# expressions -------------------------------------------------------------------------------
+
+
+def test_expressions_are_text_outside_actions(write_spec: WriteSpec) -> None:
+    path = write_spec(
+        """\
+        version: 1
+        project: shop
+        tasks:
+          deploy:
+            handler: tasks:deploy
+            description: "Inputs may say ${{ like this"
+            env: {TEMPLATE: "${{ unclosed"}
+        """
+    )
+    spec = load_spec(path, environ={})
+    assert spec.tasks["deploy"].env == {"TEMPLATE": "${{ unclosed"}
+
+
+def test_expressions_in_webhook_actions_are_checked(write_spec: WriteSpec) -> None:
+    path = write_spec(
+        """\
+        version: 1
+        project: shop
+        tasks:
+          deploy: {handler: tasks:deploy}
+        apps:
+          web:
+            webhooks:
+              - path: /hook
+                provider: plain
+                action: {run: {task: deploy, inputs: {sha: "${{ body.after + }}"}}}
+        """
+    )
+    with pytest.raises(SpecError) as caught:
+        check_spec(path, environ={})
+    (diagnostic,) = caught.value.diagnostics
+    assert (diagnostic.line, diagnostic.col) == (10, 52)
+    assert diagnostic.path == "apps.web.webhooks[0].action.run.inputs.sha"
+    assert diagnostic.message.startswith("expression error in '${{ body.after + }}': column 1:")
