@@ -208,8 +208,10 @@ class ProcessServer:
         self.log = log
 
 
-@pytest.fixture
-def process_server(tmp_path: Path) -> Iterator[Callable[..., ProcessServer]]:
+@pytest.fixture(scope="module")
+def process_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., ProcessServer]]:
     """Factory: write `source` as app.py in a temp folder and serve it with uvicorn.
 
     Each process is stopped by its pid at teardown.
@@ -217,8 +219,7 @@ def process_server(tmp_path: Path) -> Iterator[Callable[..., ProcessServer]]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(source: str, env: dict[str, str] | None = None) -> ProcessServer:
-        folder = tmp_path / f"app{len(procs)}"
-        folder.mkdir()
+        folder = tmp_path_factory.mktemp("app")
         (folder / "app.py").write_text(source)
         port = free_port()
         log = folder / "server.log"
@@ -271,3 +272,9 @@ def _wait_healthy(server: ProcessServer) -> None:
         except httpx.HTTPError:
             time.sleep(0.05)
     raise RuntimeError(f"server not healthy: {server.log.read_text()}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: starts real server processes (deselect with -m 'not slow')"
+    )

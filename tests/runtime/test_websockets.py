@@ -3,9 +3,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import RunAPI, TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from conftest import RunAPI, TestClient
 from engine.runtime import app as rt
 from engine.runtime.websockets import PING, PONG
 
