@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 from fastapi.encoders import jsonable_encoder
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from engine.runtime.auth import Auth, resolve
 from engine.runtime.runclient import FINAL_STATES, RunAPIError, RunAPIUnreachable, RunClient
@@ -284,6 +284,8 @@ async def _follow(conn: Connection, runs: RunClient, task: str, inputs: dict[str
             await conn.send_json({"error": _detail(exc.body)})
     except RunAPIUnreachable:
         await conn.send_json({"error": "run API unreachable"})
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        log.info("task-runner client left while run messages were being sent")
 
 
 def _final(run: dict[str, Any]) -> dict[str, Any]:
