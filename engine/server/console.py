@@ -31,6 +31,7 @@ from typing import Any
 import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from engine.runs.store import Run, RunStatus, RunStore
 
@@ -66,8 +67,9 @@ def make_console_router(
 ) -> APIRouter:
     """The console's routes for one project.
 
-    `apps()` is called on each project page view and returns one dict per app with
-    `name`, `state`, `url`, `port`, `pid`, `restarts` and `description`. `token` is the
+    `apps()` is called on the event loop on each project page view (so it must be quick
+    and must not block) and returns one dict per app with `name`, `state`, `url`, `port`,
+    `pid`, `restarts` and, optionally, `description`. `token` is the
     project's API token, kept for future write actions (which must POST it); no page
     shows it or needs it.
     """
@@ -90,18 +92,25 @@ def make_console_router(
         )
         return HTMLResponse(html, code, headers=_HEADERS)
 
+    def runs_and_tasks(task: str, status: str) -> tuple[list[Run], list[str]]:
+        runs = store.list(task or None, RunStatus(status) if status else None, RUN_LIMIT)
+        tasks = {run.task for run in store.list(limit=500)} | ({task} - {""})
+        return runs, sorted(tasks)
+
+    # `home` is async so that `apps()` runs on the event loop, which owns the supervisor's
+    # state; the store's blocking reads go to a worker thread, as in the sync routes below.
     @router.get("/", name="console_home", response_class=HTMLResponse)
-    def home(request: Request, task: str = "", status: str = "") -> HTMLResponse:
+    async def home(request: Request, task: str = "", status: str = "") -> HTMLResponse:
         if status and status not in _STATUSES:
             known = ", ".join(_STATUSES)
             message = f"There is no run status “{status}”. The statuses are: {known}."
             return page(request, "message.html", 400, title="Unknown status", message=message)
-        runs = store.list(task or None, RunStatus(status) if status else None, RUN_LIMIT)
-        tasks = sorted({run.task for run in store.list(limit=500)} | ({task} - {""}))
+        app_rows = [_app_row(app) for app in apps()]
+        runs, tasks = await run_in_threadpool(runs_and_tasks, task, status)
         return page(
             request,
             "project.html",
-            apps=[_app_row(app) for app in apps()],
+            apps=app_rows,
             runs=[_run_row(request, run) for run in runs],
             tasks=tasks,
             statuses=_STATUSES,

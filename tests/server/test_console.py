@@ -80,8 +80,7 @@ def apps() -> list[dict[str, Any]]:
             "url": "http://127.0.0.1:8802",
             "port": 8802,
             "pid": None,
-            "restarts": 3,
-            "description": "",
+            "restarts": 3,  # no "description": the supervisor's status has none
         },
     ]
 
