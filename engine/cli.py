@@ -200,6 +200,7 @@ def apply(target: Path, timeout: float, wait_lock: bool) -> None:
     version serves until the new one is healthy, and stays if the new one fails.
     """
     from engine.client import Client, ensure_control_plane, environment
+    from engine.secrets import resolve_secrets
     from engine.server.launch import Layout
     from engine.spec import check_spec
     from engine.state import ApplyLock
@@ -213,6 +214,7 @@ def apply(target: Path, timeout: float, wait_lock: bool) -> None:
     checked = check_spec(spec)
     for warning in checked.warnings:
         click.echo(f"{warning} (warning)", err=True)
+    resolve_secrets(checked.spec)  # a missing secret fails here, before anything starts
     layout = Layout(checked.spec.root)
     layout.dir.mkdir(mode=0o700, exist_ok=True)
     lock = ApplyLock(layout.dir, "engine apply")
