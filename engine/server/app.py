@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ class ControlPlane:
             self.state.delete_task(name)
         await self.runner.configure([])
         (self.layout.dir / PROJECT_FILE).unlink(missing_ok=True)
+        shutil.rmtree(self.layout.secret_files, ignore_errors=True)  # secrets granted as files
         self.shutdown.set()
 
 
