@@ -42,7 +42,10 @@ class EngineGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=EngineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=EngineGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="engine")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error.")
 @click.pass_context
@@ -64,9 +67,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 @SPEC_ARGUMENT
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def validate(spec: Path, as_json: bool) -> None:
-    """Check SPEC against the schema and cross-references; exit 1 on any problem.
+    """Check a spec; print each problem with its file, line and column.
 
-    Each problem is printed as `file:line:col: json.path: message`, all of them at once.
+    Each problem is printed as `file:line:col: json.path: message`, all of them at once;
+    the exit code is 1 if there is any.
     """
     from engine.spec import check_spec
 
@@ -89,7 +93,7 @@ def validate(spec: Path, as_json: bool) -> None:
 
 @main.command()
 def schema() -> None:
-    """Print the spec language's JSON Schema (for editors and other tools)."""
+    """Print the JSON Schema of the spec language."""
     click.echo(schema_path().read_text(encoding="utf-8"), nl=False)
 
 
@@ -160,7 +164,7 @@ def _local_plan(spec: Path) -> Any:
     help="Exit 0 when there is nothing to change, 2 when there is, 1 on error.",
 )
 def plan(spec: Path, as_json: bool, out: Path | None, detailed_exitcode: bool) -> None:
-    """Show what `engine apply SPEC` would create, restart or delete, and why.
+    """Show what apply would create, restart or delete, and why.
 
     A saved plan (-o plan.json) can be applied with `engine apply plan.json`; it is refused
     if the spec or the running system changed since.
@@ -193,9 +197,10 @@ def plan(spec: Path, as_json: bool, out: Path | None, detailed_exitcode: bool) -
     "--wait-lock", is_flag=True, help="Wait for another apply to finish instead of failing."
 )
 def apply(target: Path, timeout: float, wait_lock: bool) -> None:
-    """Start or update everything in TARGET (a spec, or a plan saved by `engine plan -o`).
+    """Start or update everything in a spec, or in a saved plan.
 
-    Apps start in dependency order, each once the apps it depends on are healthy; a second
+    TARGET is the spec (default spec.yaml) or a saved plan. Apps start in dependency order, each
+    once the apps it depends on are healthy; a second
     apply of the same spec changes nothing. A changed app is replaced side by side: the old
     version serves until the new one is healthy, and stays if the new one fails.
     """
@@ -398,9 +403,10 @@ def run(
     wait: bool,
     timeout: float | None,
 ) -> None:
-    """Start a run of TASK, e.g. `engine run add-one -i x=41 --wait`.
+    """Start a run of TASK by hand.
 
-    Values are converted by the task's input schema: `x=41` is the integer 41 when x is an
+    For example, `engine run add-one -i x=41 --wait`. Values are converted by the task's input
+    schema: `x=41` is the integer 41 when x is an
     integer. With --wait the exit code is non-zero unless the run succeeded.
     """
     import time
@@ -471,6 +477,14 @@ def run_logs(run_id: str, directory: Path | None) -> None:
         raise EngineError(f"no run {run_id!r}; list them with `engine runs`")
     click.echo(response.text, nl=False)
 
+
+def _register_new() -> None:
+    from engine.cli_new import new
+
+    main.add_command(new)
+
+
+_register_new()
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,9 @@ def new(
     folders: tuple[Path, ...],
     show_list: bool,
 ) -> None:
-    """Create a project in DIRECTORY from BLUEPRINT, e.g. `engine new quickstart hello`.
+    """Create a project in DIRECTORY from a blueprint.
+
+    For example, `engine new quickstart hello`.
 
     Required parameters are asked for on a terminal, or given with --set. DIRECTORY must
     be new or empty; nothing is written unless the generated spec validates. User
