@@ -69,9 +69,8 @@ def make_console_router(
 
     `apps()` is called on the event loop on each project page view (so it must be quick
     and must not block) and returns one dict per app with `name`, `state`, `url`, `port`,
-    `pid`, `restarts` and, optionally, `description`. `token` is the
-    project's API token, kept for future write actions (which must POST it); no page
-    shows it or needs it.
+    `pid`, `restarts` and, optionally, `description`. `token` is the project's API token,
+    kept for future write actions (which must POST it); no page shows it or needs it.
     """
     del token  # page views need no token (see the module docstring); nothing writes yet
     router = APIRouter(dependencies=[Depends(_loopback_only)], include_in_schema=False)
