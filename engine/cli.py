@@ -199,9 +199,9 @@ def plan(spec: Path, as_json: bool, out: Path | None, detailed_exitcode: bool) -
 def apply(target: Path, timeout: float, wait_lock: bool) -> None:
     """Start or update everything in a spec, or in a saved plan.
 
-    TARGET is the spec (default spec.yaml) or a saved plan. Apps start in dependency order, each
-    once the apps it depends on are healthy; a second
-    apply of the same spec changes nothing. A changed app is replaced side by side: the old
+    TARGET is the spec (default spec.yaml) or a saved plan. Apps start in dependency order,
+    each once the apps it depends on are healthy; a second apply of the same spec changes
+    nothing. A changed app is replaced side by side: the old
     version serves until the new one is healthy, and stays if the new one fails.
     """
     from engine.client import Client, ensure_control_plane, environment
@@ -405,9 +405,9 @@ def run(
 ) -> None:
     """Start a run of TASK by hand.
 
-    For example, `engine run add-one -i x=41 --wait`. Values are converted by the task's input
-    schema: `x=41` is the integer 41 when x is an
-    integer. With --wait the exit code is non-zero unless the run succeeded.
+    For example, `engine run add-one -i x=41 --wait`. Values are converted by the task's
+    input schema: `x=41` is the integer 41 when x is an integer. With --wait the exit code
+    is non-zero unless the run succeeded.
     """
     import time
 
