@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,7 +27,6 @@ from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import ApiKey, Auth, Bearer, resolve
 from engine.runtime.handlers import Handler
 from engine.runtime.inputs import InvalidRequest, Parsed, RequestSchema, openapi_extra
-from engine.runtime.proxy import Proxy
 from engine.runtime.shared import Shared, shared
 from engine.runtime.webhooks import Webhook
 from engine.runtime.websockets import SocketEndpoint
@@ -61,6 +59,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _static_last(app)
+        if not state.needs_http:
+            yield
+            return
+        import httpx  # only apps that proxy or start runs pay for it
+
         async with httpx.AsyncClient(follow_redirects=False) as http:
             state.http = http
             try:
@@ -145,6 +148,9 @@ def add_proxy_route(
     auth: Auth = None,
 ) -> None:
     """A route forwarding the request to app `target` (at `target_path`, default the same path)."""
+    from engine.runtime.proxy import Proxy
+
+    shared(app).needs_http = True
     proxy = Proxy(target, endpoint(target), target_path)
 
     async def answer(request: Request, parsed: Parsed) -> Response:

@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 from starlette.requests import Request
 
 __all__ = ["InvalidRequest", "Parsed", "RequestSchema", "openapi_extra"]
@@ -52,6 +51,8 @@ class RequestSchema:
 
     def __post_init__(self) -> None:
         for schema in [*(self.query or {}).values(), *([self.body] if self.body else [])]:
+            import jsonschema  # only apps with schemas pay for it
+
             jsonschema.validators.validator_for(schema).check_schema(schema)
 
     async def parse(self, request: Request) -> Parsed:
@@ -124,6 +125,8 @@ def _error(kind: str, loc: list[Any], msg: str, value: Any) -> dict[str, Any]:
 
 
 def _schema_errors(value: Any, schema: dict[str, Any], loc: list[Any]) -> list[dict[str, Any]]:
+    import jsonschema
+
     validator = jsonschema.validators.validator_for(schema)(schema)
     return [
         _error(err.validator, [*loc, *err.absolute_path], err.message, err.instance)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ControlPlaneError
 from engine.runtime import ConfigError
+
+if TYPE_CHECKING:  # a RunClient exists only beside the app's httpx client, imported there
+    import httpx
 
 __all__ = ["FINAL_STATES", "RunAPIError", "RunAPIUnreachable", "RunClient"]
 
@@ -68,6 +69,8 @@ class RunClient:
 
     async def events(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
         """Each state of the run as it changes (server-sent events), until a final one."""
+        import httpx
+
         url = f"{self.base_url}/{run_id}/events"
         try:
             async with self.http.stream(
@@ -85,6 +88,8 @@ class RunClient:
     async def _call(
         self, method: str, path: str, *, timeout: float = 10.0, **kwargs: Any
     ) -> dict[str, Any]:
+        import httpx
+
         try:
             response = await self.http.request(
                 method, self.base_url + path, headers=self.headers, timeout=timeout, **kwargs

@@ -7,12 +7,16 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from starlette.types import ASGIApp
 
 from engine.runtime import ConfigError
-from engine.runtime.runclient import RunClient
+
+if TYPE_CHECKING:  # imported only by apps that call out, which saves ~7 MiB per app
+    import httpx
+
+    from engine.runtime.runclient import RunClient
 
 __all__ = ["Shared", "shared"]
 
@@ -26,6 +30,7 @@ class Shared:
     endpoints: dict[str, str] = field(default_factory=dict)
     http: httpx.AsyncClient | None = None
     run_api: tuple[str, str] | None = None
+    needs_http: bool = False
 
     @classmethod
     def from_env(cls, project: str, name: str) -> Shared:
@@ -49,7 +54,10 @@ class Shared:
     def need_runs(self) -> None:
         """Read the run API's settings now (app start); raises ConfigError if absent."""
         if self.run_api is None:
+            from engine.runtime.runclient import RunClient
+
             self.run_api = RunClient.settings_from_env()
+        self.needs_http = True
 
     def client(self) -> httpx.AsyncClient:
         """The pooled HTTP client (exists while the app's lifespan runs)."""
@@ -61,6 +69,8 @@ class Shared:
         """A run API client, or None if no route of this app declared that it starts runs."""
         if self.run_api is None:
             return None
+        from engine.runtime.runclient import RunClient
+
         return RunClient(*self.run_api, self.client())
 
 
