@@ -7,6 +7,7 @@ output needs no formatter and is byte-identical for the same input.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +36,13 @@ def literal(value: Any, indent: int = 0, prefix: int = 0) -> str:
     item per line with a trailing comma.
     """
     flat = _flat(value)
-    if indent + prefix + len(flat) < WIDTH or not isinstance(value, _SPLITTABLE):
+    if indent + prefix + _width(flat) < WIDTH or not isinstance(value, _SPLITTABLE):
         return flat
     inner = " " * (indent + 4)
     if isinstance(value, Construct):
         # As ruff does for a call: all arguments on one line of their own if they fit there.
         args = ", ".join(f"{k}={_flat(v)}" for k, v in value.arguments)
-        if indent + 4 + len(args) <= WIDTH:
+        if indent + 4 + _width(args) <= WIDTH:
             return f"{value.name}(\n{inner}{args}\n{' ' * indent})"
         items = [f"{k}=" + literal(v, indent + 4, len(k) + 1) for k, v in value.arguments]
         open_, close = f"{value.name}(", ")"
@@ -49,13 +50,23 @@ def literal(value: Any, indent: int = 0, prefix: int = 0) -> str:
         items = []
         for key, item in value.items():
             head = f"{_flat(key)}: "
-            items.append(head + literal(item, indent + 4, len(head)))
+            items.append(head + literal(item, indent + 4, _width(head)))
         open_, close = "{", "}"
     else:
         items = [literal(v, indent + 4) for v in value]
         open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
     body = "".join(f"{inner}{item},\n" for item in items)
     return f"{open_}\n{body}{' ' * indent}{close}"
+
+
+def _width(text: str) -> int:
+    """Columns `text` takes, as ruff counts them: wide characters (emoji, CJK) take two."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
+        for c in text
+    )
 
 
 def _flat(value: Any) -> str:
