@@ -164,7 +164,7 @@ def create_control_plane(layout: Layout, api: ControlPlaneAddress) -> FastAPI:
     app.include_router(make_router(plane.runner, plane.store, token=api.token, base_url=api.url))
     app.include_router(
         make_console_router(
-            project=plane.project,  # the name when the control plane started
+            project=lambda: plane.project,
             apps=plane.supervisor.status,
             store=plane.store,
             token=api.token,

@@ -63,10 +63,11 @@ _HEADERS = {
 
 
 def make_console_router(
-    *, project: str, apps: Callable[[], list[dict]], store: RunStore, token: str
+    *, project: Callable[[], str], apps: Callable[[], list[dict]], store: RunStore, token: str
 ) -> APIRouter:
     """The console's routes for one project.
 
+    `project()` gives the project's name (read per page: the first apply may set it).
     `apps()` is called on the event loop on each project page view (so it must be quick
     and must not block) and returns one dict per app with `name`, `state`, `url`, `port`,
     `pid`, `restarts` and, optionally, `description`. `token` is the project's API token,
@@ -84,7 +85,7 @@ def make_console_router(
             return f"{path}?v={versions[name]}"
 
         html = env.get_template(template).render(
-            project=project,
+            project=project(),
             home=request.url_for("console_home").path,
             static_url=static_url,
             **context,
@@ -134,7 +135,7 @@ def make_console_router(
     def run_page(request: Request, run_id: str) -> HTMLResponse:
         run = store.get(run_id)
         if run is None:
-            message = f"There is no run “{run_id}” in {project}. It may have been mistyped."
+            message = f"There is no run “{run_id}” in {project()}. It may have been mistyped."
             return page(request, "message.html", 404, title="Run not found", message=message)
         log = read_log_tail(run.log_path)
         return page(

@@ -89,7 +89,9 @@ def apps() -> list[dict[str, Any]]:
 def console(store: RunStore, apps: list[dict[str, Any]]) -> Iterator[str]:
     """The base URL of a control plane serving only the console."""
     app = FastAPI()
-    router = make_console_router(project="shop", apps=lambda: apps, store=store, token=TOKEN)
+    router = make_console_router(
+        project=lambda: "shop", apps=lambda: apps, store=store, token=TOKEN
+    )
     app.include_router(router)
     with serve(app) as url:
         yield url
