@@ -208,7 +208,7 @@ def load_text(text: str, file: str) -> Document:
         mark = _mark(nodes[1])
         message = "a spec file holds one YAML document; remove the second one (after '---')"
         raise SpecError([Diagnostic(file, mark.line, mark.col, "$", message)])
-    if not nodes or nodes[0] is None:
+    if not nodes or (nodes[0].tag == "tag:yaml.org,2002:null" and not nodes[0].value):
         message = "the file is empty: a spec needs at least `version: 1` and `project: NAME`"
         raise SpecError([Diagnostic(file, 1, 1, "$", message)])
     builder = _Builder(doc)
