@@ -199,6 +199,12 @@ EXPECTED: dict[str, tuple[int, int, str, str]] = {
     "58-version-2": (1, 10, "version", "the only value is 1"),
     "59-unquoted-brace-in-flow-mapping": (6, 22, "$", "quote the value that holds it"),
     "60-control-character": (5, 22, "$", "the character U+0007 cannot appear in YAML"),
+    "61-port-is-float": (5, 11, "apps.web.port", "expected a whole number, got 8080.0"),
+    "62-app-with-nothing": (4, 7, "apps.web", "got null (nothing is written after the key)"),
+    "63-replicas-yes": (5, 15, "apps.web.replicas", "YAML 1.1 reads yes as the boolean true)"),
+    "64-health-without-slash": (5, 13, "apps.web.health", "a path must start with '/'"),
+    "65-wait-bad-duration": (8, 60, "apps.web.routes[0].run.wait", "'5x' is not valid here"),
+    "66-document-marker-only": (1, 1, "$", "the file is empty"),
 }
 
 FILES = sorted(CORPUS.glob("*.yaml"))
