@@ -288,18 +288,35 @@ PROJECT_OPTION = click.option(
 
 
 def _client(directory: Path | None) -> Any:
-    from engine.client import Client, ensure_control_plane, find_project
+    from engine.client import Client, connect, find_project
 
-    return Client(ensure_control_plane(find_project(directory)))
+    return Client(connect(find_project(directory)))
 
 
 @main.command()
 @PROJECT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(directory: Path | None, as_json: bool) -> None:
-    """Show the project's apps: state, URL, pid and restarts."""
-    client = _client(directory)
-    result = client.request("GET", "/api/v1/status")
+    """Show the project's apps: state, URL, pid and restarts.
+
+    If the control plane died, it is started again and re-adopts the apps still running.
+    """
+    from engine.client import (
+        Client,
+        ensure_control_plane,
+        find_project,
+        is_applied,
+        running_control_plane,
+    )
+
+    layout = find_project(directory)
+    if not is_applied(layout) and running_control_plane(layout) is None:
+        if as_json:
+            _print_json({"project": layout.root.name, "control_plane": None, "apps": []})
+        else:
+            click.echo(f"Nothing runs in {layout.root}; start it with `engine apply SPEC`.")
+        return
+    result = Client(ensure_control_plane(layout)).request("GET", "/api/v1/status")
     if as_json:
         _print_json(result)
         return
@@ -345,9 +362,18 @@ def destroy(spec: Path | None, directory: Path | None) -> None:
 
     Only processes engine started (checked by pid and start time) are stopped.
     """
-    from engine.client import Client, ensure_control_plane, find_project
+    from engine.client import (
+        Client,
+        ensure_control_plane,
+        find_project,
+        is_applied,
+        running_control_plane,
+    )
 
     layout = find_project(spec.resolve().parent if spec else directory)
+    if not is_applied(layout) and running_control_plane(layout) is None:
+        click.echo(f"Nothing to destroy in {layout.root}: no app is running.")
+        return
     client = Client(ensure_control_plane(layout))
     client.request("POST", "/api/v1/destroy")
     client.wait_exit()

@@ -33,6 +33,26 @@ def find_project(directory: Path | None = None) -> Layout:
     )
 
 
+def is_applied(layout: Layout) -> bool:
+    """Whether the project was applied and not destroyed since."""
+    from engine.server.apply import PROJECT_FILE
+
+    return (layout.dir / PROJECT_FILE).exists()
+
+
+def connect(layout: Layout) -> ControlPlaneInfo:
+    """The control plane of an applied project (started again if it died), else UsageError.
+
+    A project that was never applied, or was destroyed, gets no new control plane.
+    """
+    if not is_applied(layout) and running_control_plane(layout) is None:
+        raise UsageError(
+            f"nothing runs in {layout.root}: it was never applied, or it was destroyed; "
+            "start it with `engine apply SPEC`"
+        )
+    return ensure_control_plane(layout)
+
+
 def running_control_plane(layout: Layout) -> ControlPlaneInfo | None:
     """The project's control plane if its process is alive and ours, else None."""
     info = ControlPlaneInfo.read(layout.dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,8 +146,16 @@ class Applier:
         if blocked:
             await emit(_step_event(step, "skipped", error=f"dependency {blocked[0]} failed"))
             return False
-        await emit(_step_event(step, "starting"))
         spec = self.process_spec(prepared, step.name, environ, health_timeout)
+        ours = self.url(step.name) == f"http://127.0.0.1:{spec.port}"
+        if spec.port is not None and not ours and port_taken(spec.port):
+            message = (
+                f"port {spec.port} of app {step.name!r} is in use by another program; "
+                "stop that program or give the app another `port:`"
+            )
+            await emit(_step_event(step, "failed", error=message))
+            return False
+        await emit(_step_event(step, "starting"))
         try:
             await self.supervisor.replace(spec)  # starts an app it does not run yet
         except ApplyError as exc:
@@ -230,6 +239,17 @@ class Applier:
                 self.state.put_task(step.name, step.hash)
                 if step.action != "unchanged" and emit is not None:
                     await emit(_step_event(step, "ready"))
+
+
+def port_taken(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:`port`."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _step_event(step: Step, status: str, **extra: Any) -> dict[str, Any]:
