@@ -116,6 +116,11 @@ class EngineProject:
         assert result.returncode == 0, str(result)
         return result
 
+    @staticmethod
+    def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+        """`wait_for`, for test modules (they cannot import conftest: tests/ has several)."""
+        return wait_for(predicate, timeout, interval)
+
     # what is running
 
     def status(self) -> dict[str, Any]:

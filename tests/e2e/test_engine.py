@@ -15,13 +15,15 @@ import signal
 import stat
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from conftest import EngineProject, ProjectFactory, wait_for
 
 from engine.server import procs
+
+if TYPE_CHECKING:  # conftest cannot be imported at run time: tests/ has several
+    from conftest import EngineProject, ProjectFactory
 
 pytestmark = pytest.mark.e2e
 
@@ -202,7 +204,7 @@ def test_saved_plan_applies_and_restarts_only_the_changed_app(shop: EngineProjec
     assert "engine apply plan.json" in saved.stdout
     result = apply(shop, "plan.json")
     assert result.returncode == 0, str(result)
-    after = apps(shop.status())
+    after = apps(shop.api_status())
     assert after["other"]["pid"] != before["other"]["pid"]
     assert after["other"]["url"] != before["other"]["url"]  # replaced side by side
     assert get(f"{after['other']['url']}/ping")["pid"] == after["other"]["pid"]
@@ -211,10 +213,24 @@ def test_saved_plan_applies_and_restarts_only_the_changed_app(shop: EngineProjec
     assert not procs.is_ours(before["other"]["pid"], shop.seen_pids[before["other"]["pid"]])
 
 
+def test_changing_a_handler_restarts_its_app_and_dependents_only(shop: EngineProject) -> None:
+    before = apps(shop.api_status())
+    shop.ok("plan", "-o", "stale.json")  # made stale by this apply; see the next test
+    shop.append("backend.py", "\n# version 2\n")
+    result = apply(shop, "spec.yaml")
+    assert result.returncode == 0, str(result)
+    assert re.search(r"app frontend\s+replace\s+\(backend gets a new endpoint\)", result.stdout)
+    after = apps(shop.api_status())
+    assert after["backend"]["pid"] != before["backend"]["pid"]
+    assert after["frontend"]["pid"] != before["frontend"]["pid"]
+    assert after["other"]["pid"] == before["other"]["pid"]
+    # The new frontend was given the new backend's endpoint.
+    assert get(f"{after['frontend']['url']}/whoami")["backend"] == after["backend"]["url"]
+    assert get(f"{after['frontend']['url']}/call")["pid"] == after["backend"]["pid"]
+
+
 def test_a_stale_saved_plan_is_refused(shop: EngineProject) -> None:
-    shop.ok("plan", "-o", "stale.json")
-    shop.append("other.py", "\n# version 3\n")
-    assert apply(shop, "spec.yaml").returncode == 0  # the system moves past the saved plan
+    # stale.json was saved before the previous test applied a change.
     before = pids(shop)
     result = apply(shop, "stale.json")
     assert result.returncode == 1, str(result)
@@ -222,21 +238,6 @@ def test_a_stale_saved_plan_is_refused(shop: EngineProject) -> None:
     assert "engine plan -o" in result.stderr
     assert "Traceback" not in result.output
     assert pids(shop) == before
-
-
-def test_changing_a_handler_restarts_its_app_and_dependents_only(shop: EngineProject) -> None:
-    before = apps(shop.api_status())
-    shop.append("backend.py", "\n# version 2\n")
-    result = apply(shop, "spec.yaml")
-    assert result.returncode == 0, str(result)
-    assert re.search(r"app frontend\s+replace\s+\(backend gets a new endpoint\)", result.stdout)
-    after = apps(shop.status())
-    assert after["backend"]["pid"] != before["backend"]["pid"]
-    assert after["frontend"]["pid"] != before["frontend"]["pid"]
-    assert after["other"]["pid"] == before["other"]["pid"]
-    # The new frontend was given the new backend's endpoint.
-    assert get(f"{after['frontend']['url']}/whoami")["backend"] == after["backend"]["url"]
-    assert get(f"{after['frontend']['url']}/call")["pid"] == after["backend"]["pid"]
 
 
 def test_a_broken_update_keeps_the_old_version_serving(shop: EngineProject) -> None:
@@ -311,7 +312,7 @@ def test_a_killed_app_is_restarted_by_the_supervisor(shop: EngineProject) -> Non
         app = apps(shop.api_status())["other"]
         return app if app["state"] == "running" and app["pid"] != old["pid"] else None
 
-    new = wait_for(restarted, timeout=60)
+    new = shop.wait_for(restarted, timeout=60)
     assert new["restarts"] >= 1
     assert apps(shop.status())["other"]["restarts"] >= 1  # through the CLI too
     assert get(f"{new['url']}/ping")["pid"] == new["pid"]
@@ -322,7 +323,7 @@ def test_a_killed_control_plane_is_replaced_and_readopts_the_apps(shop: EnginePr
     info = shop.control_plane()
     assert info is not None
     os.kill(info["pid"], signal.SIGKILL)
-    wait_for(lambda: not procs.is_ours(info["pid"], info["start_time"]), timeout=10)
+    shop.wait_for(lambda: not procs.is_ours(info["pid"], info["start_time"]), timeout=10)
 
     # The apps keep serving without a control plane.
     assert get(f"{before['backend']['url']}/hello")["pid"] == before["backend"]["pid"]
@@ -331,7 +332,7 @@ def test_a_killed_control_plane_is_replaced_and_readopts_the_apps(shop: EnginePr
     row = shop.recorded_apps()["backend"]
     assert row["pid"] == before["backend"]["pid"]
     os.kill(row["pid"], signal.SIGKILL)
-    wait_for(lambda: not procs.is_ours(row["pid"], row["start_time"]), timeout=10)
+    shop.wait_for(lambda: not procs.is_ours(row["pid"], row["start_time"]), timeout=10)
 
     status = shop.status()  # starts a new control plane, which re-adopts the apps
     assert status["control_plane"]["pid"] != info["pid"]
@@ -344,7 +345,7 @@ def test_a_killed_control_plane_is_replaced_and_readopts_the_apps(shop: EnginePr
         app = apps(shop.api_status())["backend"]
         return app if app["state"] == "running" and app["pid"] != row["pid"] else None
 
-    backend = wait_for(backend_back, timeout=60)
+    backend = shop.wait_for(backend_back, timeout=60)
     assert backend["restarts"] >= 1
     assert backend["url"] == before["backend"]["url"]  # back on its port: endpoints hold
     assert get(f"{backend['url']}/hello")["pid"] == backend["pid"]
@@ -353,7 +354,7 @@ def test_a_killed_control_plane_is_replaced_and_readopts_the_apps(shop: EnginePr
 
 def test_concurrent_applies_one_fails_on_the_lock_or_waits(shop: EngineProject) -> None:
     # A slow change: the new `other` takes a few seconds to import.
-    shop.append("other.py", "\nimport time\n\ntime.sleep(4)\n")
+    shop.append("other.py", "\nimport time\n\ntime.sleep(3)\n")
     args = ("apply", "spec.yaml", "--timeout", HEALTH_TIMEOUT)
     first = shop.popen(*args)
     lock = shop.engine_dir / "lock"
@@ -362,7 +363,7 @@ def test_concurrent_applies_one_fails_on_the_lock_or_waits(shop: EngineProject) 
         text = lock.read_text() if lock.exists() else ""
         return bool(text) and json.loads(text).get("pid") == first.pid
 
-    wait_for(held_by_first, timeout=30, interval=0.05)
+    shop.wait_for(held_by_first, timeout=30, interval=0.05)
     waiting = shop.popen(*args, "--wait-lock")
     refused = shop.run(*args)
     assert refused.returncode == 1, str(refused)
@@ -378,7 +379,7 @@ def test_concurrent_applies_one_fails_on_the_lock_or_waits(shop: EngineProject) 
 
 
 def test_destroy_leaves_no_process_and_no_port(shop: EngineProject) -> None:
-    status = shop.status()
+    status = shop.api_status()
     secret_file = Path(get(f"{apps(status)['other']['url']}/secret")["file"])
     urls = [a["url"] for a in status["apps"]] + [status["control_plane"]["url"]]
     known = shop.known_processes()
@@ -394,6 +395,8 @@ def test_destroy_leaves_no_process_and_no_port(shop: EngineProject) -> None:
     assert shop.control_plane() is None
     assert shop.recorded_apps() == {}
     assert not secret_file.exists(), "a secret granted as a file outlives destroy"
+    for done in shop.results:  # every command of the module, this one included
+        assert SECRET not in done.output, f"the secret's value is printed by {done.args}"
 
 
 # failures before anything starts
