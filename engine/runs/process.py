@@ -86,27 +86,26 @@ class WorkerProcess:
                     pass_fds=(child.fileno(),),
                     start_new_session=True,
                 )
-        except OSError as exc:
+            reader, writer = await asyncio.open_unix_connection(sock=parent, limit=LINE_LIMIT)
+        except BaseException as exc:  # cancelled too: asyncio ends the process it started
             parent.close()
-            raise WorkerStartError(f"cannot start a worker: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise WorkerStartError(f"cannot start a worker: {exc}") from exc
+            raise
         finally:
             child.close()
-        reader, writer = await asyncio.open_unix_connection(sock=parent, limit=LINE_LIMIT)
         worker = cls(process, reader, writer)
         try:
             hello = await asyncio.wait_for(worker._receive(), READY_TIMEOUT)
-        except (WorkerLost, TimeoutError) as exc:
+            if not hello.get("ready"):
+                raise WorkerStartError(str(hello.get("error")))
+        except BaseException as exc:
             worker.kill()
             await worker.close()
-            reason = str(exc) or f"no answer within {READY_TIMEOUT:g} s"
-            raise WorkerStartError(f"worker did not start: {reason}") from exc
-        except BaseException:
-            worker.kill()
-            await worker.close()
+            if isinstance(exc, WorkerLost | TimeoutError):
+                reason = str(exc) or f"no answer within {READY_TIMEOUT:g} s"
+                raise WorkerStartError(f"worker did not start: {reason}") from exc
             raise
-        if not hello.get("ready"):
-            await worker.close()
-            raise WorkerStartError(str(hello.get("error")))
         return worker
 
     async def run(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +123,7 @@ class WorkerProcess:
 
     async def stop(self, grace: float = 2.0) -> None:
         """End an idle worker: close its socket, SIGTERM, then SIGKILL after `grace` s."""
-        self._writer.close()
+        self._writer.close()  # a worker between jobs exits on EOF
         self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), grace)
@@ -133,9 +132,9 @@ class WorkerProcess:
         await self.close()
 
     async def close(self) -> None:
-        """Wait for the (ending) worker to exit and release its socket."""
-        await self.process.wait()
+        """Release the socket of an ending worker and wait for it to exit."""
         self._writer.close()
+        await self.process.wait()
         with contextlib.suppress(OSError):
             await self._writer.wait_closed()
 

@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="The socket to the runner.")
     parser.add_argument("handler", help="The task's handler, module:function.")
     args = parser.parse_args(argv)
+    # Line-buffered, so that prints and child processes' output interleave in run logs.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     with socket.socket(fileno=args.fd) as sock:
         try:
             return serve(sock, args.handler)
