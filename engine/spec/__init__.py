@@ -31,8 +31,9 @@ def check_spec(path: Path, environ: Mapping[str, str] | None = None) -> Checked:
     """Load and validate the spec at `path`; raise SpecError listing every problem at once."""
     from engine.blueprints import expand
 
+    label = str(path)
     path = Path(path).resolve()
-    doc = load_file(path)
+    doc = load_file(path, label)
     errors = expand(doc)
     errors += interpolate(doc, os.environ if environ is None else environ)
     if errors:

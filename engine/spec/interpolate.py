@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import Diagnostic
-from engine.spec.loader import Document, JsonPath
+from engine.spec.loader import Document, JsonPath, Scalar
 
 _VARIABLE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -31,8 +31,27 @@ def _walk(
     if isinstance(value, list):
         return [_walk(doc, v, (*path, i), environ, errors) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
-        return _substitute(doc, value, path, environ, errors)
+        result = _substitute(doc, value, path, environ, errors)
+        return _typed(doc, path, value, result)
     return value
+
+
+def _typed(doc: Document, path: JsonPath, written: str, result: str) -> Any:
+    """`port: ${PORT:-8080}` is the number 8080, as if the value had been written there.
+
+    Only an unquoted value that is one whole `${...}` becomes a number; booleans stay
+    text (no YAML 1.1 surprises), and so does everything else.
+    """
+    scalar = doc.scalars.get(path)
+    if scalar is None or scalar.quoted or not _VARIABLE.fullmatch(written):
+        return result
+    doc.scalars[path] = Scalar(result, quoted=False)
+    for kind in (int, float):
+        try:
+            return kind(result)
+        except ValueError:
+            continue
+    return result
 
 
 def _substitute(

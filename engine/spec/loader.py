@@ -116,7 +116,11 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         first_seen: dict[str, Mark] = {}
-        for key_node, value_node in _merged_pairs(node):
+        not_mappings: list[yaml.Node] = []
+        pairs = _merged_pairs(node, not_mappings)
+        for bad in not_mappings:
+            self._error(bad, path, "`<<` merges a mapping or a list of mappings (e.g. <<: *base)")
+        for key_node, value_node in pairs:
             key = self._key(key_node, path)
             if key is None:
                 continue
@@ -155,8 +159,13 @@ class _Builder:
         )
 
 
-def _merged_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
-    """The mapping's key/value node pairs with `<<` merge keys applied (explicit keys win)."""
+def _merged_pairs(
+    node: yaml.MappingNode, not_mappings: list[yaml.Node]
+) -> list[tuple[yaml.Node, yaml.Node]]:
+    """The mapping's key/value node pairs with `<<` merge keys applied (explicit keys win).
+
+    Merge sources that are not mappings are added to `not_mappings`.
+    """
     pairs: list[tuple[yaml.Node, yaml.Node]] = []
     merged: list[tuple[yaml.Node, yaml.Node]] = []
     for key_node, value_node in node.value:
@@ -166,7 +175,9 @@ def _merged_pairs(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
             )
             for source in sources:
                 if isinstance(source, yaml.MappingNode):
-                    merged.extend(_merged_pairs(source))
+                    merged.extend(_merged_pairs(source, not_mappings))
+                else:
+                    not_mappings.append(source)
         else:
             pairs.append((key_node, value_node))
     explicit = {k.value for k, _ in pairs if isinstance(k, yaml.ScalarNode)}
@@ -254,17 +265,21 @@ def _reader_diagnostic(file: str, text: str, exc: yaml.reader.ReaderError) -> Di
     return Diagnostic(file, line, col, "$", message)
 
 
-def load_file(path: Path) -> Document:
-    """Read and parse the spec at `path`, or raise SpecError naming what went wrong."""
+def load_file(path: Path, label: str | None = None) -> Document:
+    """Read and parse the spec at `path`, or raise SpecError naming what went wrong.
+
+    Diagnostics name the file as `label` (by default the path), e.g. as the user typed it.
+    """
+    name = label or str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise SpecError([Diagnostic(str(path), 1, 1, "$", f"cannot read: {reason}")]) from exc
+        raise SpecError([Diagnostic(name, 1, 1, "$", f"cannot read: {reason}")]) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         message = "not UTF-8 text: save the spec as UTF-8"
-        raise SpecError([Diagnostic(str(path), line, 1, "$", message)]) from exc
-    return load_text(text, str(path))
+        raise SpecError([Diagnostic(name, line, 1, "$", message)]) from exc
+    return load_text(text, name)

@@ -12,7 +12,7 @@ from functools import cache
 from typing import Any
 
 import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 
 from engine.errors import Diagnostic
 from engine.resources import schema_path
@@ -82,7 +82,7 @@ def _explain(doc: Document, error: ValidationError) -> list[Diagnostic]:
     keyword = error.validator
     if "propertyNames" in error.absolute_schema_path:
         path = (*path, error.instance)
-        message = f"{error.instance!r} is not a valid name: {_name_rule(error.instance)}"
+        message = f"{error.instance!r} is not a valid name: {_pattern_advice(error)}"
         return [doc.diagnostic(path, message, key=True)]
     if keyword == "additionalProperties":
         return _unknown_keys(doc, error, path)
@@ -121,8 +121,43 @@ def _alternatives(doc: Document, error: ValidationError, path: JsonPath) -> list
         return [doc.diagnostic(path, message)]
     if all(_is_type_mismatch(e) for e in error.context):
         return [doc.diagnostic(path, _expected_one_of(doc, error, path))]
-    best = best_match(error.context)
-    return _explain(doc, best) if best is not None else [doc.diagnostic(path, error.message)]
+    return _explain(doc, _closest_branch_error(error))
+
+
+def _closest_branch_error(error: ValidationError) -> ValidationError:
+    """The deepest problem in the alternative the value was evidently meant to be.
+
+    `auth: {bearer: 1}` is the bearer form with a bad value, not a misspelt 'none': prefer
+    the branch whose type fits and whose required keys are present.
+    """
+    branches = error.schema[error.validator]
+    errors_of: dict[int, list[ValidationError]] = {}
+    for sub in error.context:
+        errors_of.setdefault(sub.relative_schema_path[0], []).append(sub)
+
+    def fit(index: int) -> tuple[int, int]:
+        branch, value = branches[index], error.instance
+        score = 2 if _fits_type(value, branch.get("type")) else 0
+        required = branch.get("required", [])
+        if isinstance(value, dict) and required and all(k in value for k in required):
+            score += 2
+        return score, -len(errors_of[index])
+
+    chosen = errors_of[max(errors_of, key=fit)]
+    return max(chosen, key=lambda e: len(e.absolute_path))
+
+
+def _fits_type(value: Any, kind: Any) -> bool:
+    kinds = kind if isinstance(kind, list) else [kind]
+    checks = {
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+        "string": lambda v: isinstance(v, str),
+        "boolean": lambda v: isinstance(v, bool),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    }
+    return any(checks.get(k, lambda v: False)(value) for k in kinds)
 
 
 def _is_type_mismatch(error: ValidationError) -> bool:
@@ -134,7 +169,7 @@ def _is_type_mismatch(error: ValidationError) -> bool:
 def _expected_one_of(doc: Document, error: ValidationError, path: JsonPath) -> str:
     """Explain a value that fits none of the alternatives, in the schema's own words."""
     hint = yaml_type_hint(doc, path, error.instance)
-    description = error.schema.get("description", "").rstrip(".")
+    description = _first_sentence(error.schema.get("description", ""))
     text = f"{_show(error.instance)} is not valid here"
     if description:
         text += f"; expected {description[0].lower()}{description[1:]}"
@@ -201,10 +236,15 @@ def _pattern_advice(error: ValidationError) -> str:
         return _name_rule(error.instance)
     if ":" in str(error.validator_value) and "module" in description.lower():
         return "write module:function, e.g. handlers:add_one"
-    first_sentence = description.split(". ")[0].rstrip(".")
+    first_sentence = _first_sentence(description)
     if not first_sentence:
         return f"must match {error.validator_value}"
     return first_sentence[0].lower() + first_sentence[1:]
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence (or clause before a semicolon) of a schema description."""
+    return text.split(". ")[0].split("; ")[0].rstrip(".")
 
 
 def _name_rule(value: Any) -> str:

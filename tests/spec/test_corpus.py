@@ -205,6 +205,9 @@ EXPECTED: dict[str, tuple[int, int, str, str]] = {
     "64-health-without-slash": (5, 13, "apps.web.health", "a path must start with '/'"),
     "65-wait-bad-duration": (8, 60, "apps.web.routes[0].run.wait", "'5x' is not valid here"),
     "66-document-marker-only": (1, 1, "$", "the file is empty"),
+    "67-merge-not-mapping": (5, 10, "apps.web", "`<<` merges a mapping or a list of mappings"),
+    "68-bearer-not-a-name": (7, 20, "apps.web.auth.bearer", "expected a string, got 1"),
+    "69-env-name-invalid": (6, 7, "apps.web.env.my-var", "an environment variable name"),
 }
 
 FILES = sorted(CORPUS.glob("*.yaml"))

@@ -609,3 +609,26 @@ def test_expressions_in_webhook_actions_are_checked(write_spec: WriteSpec) -> No
     assert (diagnostic.line, diagnostic.col) == (10, 52)
     assert diagnostic.path == "apps.web.webhooks[0].action.run.inputs.sha"
     assert diagnostic.message.startswith("expression error in '${{ body.after + }}': column 1:")
+
+
+def test_whole_variable_in_a_number_field_is_a_number(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nproject: shop\napps:\n  web:\n    port: ${PORT:-8080}\n"
+        "    command: [python, server.py]\n    env:\n      A: ${PORT:-8080}\n"
+        '      B: "${PORT:-8080}"\n      C: ${FLAG:-yes}\n'
+    )
+    app = check_spec(spec, environ={}).spec.apps["web"]
+    assert app.port == 8080
+    assert app.env == {"A": "8080", "B": "8080", "C": "yes"}
+    assert check_spec(spec, environ={"PORT": "9000"}).spec.apps["web"].port == 9000
+
+
+def test_diagnostics_name_the_file_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "spec.yaml").write_text("version: 2\nproject: shop\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError) as caught:
+        check_spec(Path("spec.yaml"), environ={})
+    assert str(caught.value.diagnostics[0]).startswith("spec.yaml:1:10: version: ")
