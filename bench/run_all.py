@@ -1,0 +1,163 @@
+"""Run every benchmark, each in its own subprocess, and print one summary table.
+
+    python bench/run_all.py            # full settings
+    python bench/run_all.py --quick    # shorter settings where a benchmark has them
+    python bench/run_all.py runs soak  # only these
+
+A benchmark that fails is reported as such; the others still run. Each benchmark prints
+its own table (engine and baseline measured in the same run) before the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import table
+
+ORDER = ("compile", "apply", "webhook", "memory", "runs", "websocket", "soak")
+QUICK = {"runs": ["--runs", "500"], "websocket": ["--rounds", "3"], "soak": ["--seconds", "10"]}
+TAKES_ARGV = {"runs", "websocket", "soak"}
+MARK = "RESULT "
+TIMEOUT = 1800
+
+Row = tuple[str, str, str, str, bool]
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def summarise(name: str, r: dict[str, float]) -> list[Row]:
+    """(key figure, baseline, ratio, target, met?) rows for one benchmark's result."""
+    if name == "compile":
+        met = r["per_app_ms_1000"] <= 2 and r["growth_1000_vs_100"] <= 12
+        return [
+            (
+                f"{r['per_app_ms_1000']:.2f} ms/app at 1,000 apps",
+                "its own 100-app time",
+                _x(r["growth_1000_vs_100"]),
+                "<= 2 ms/app; <= 12x",
+                met,
+            )
+        ]
+    if name == "apply":
+        ratio = r["apply8_over_apply1"]
+        return [("apply(8) / apply(1)", "apply(1)", _x(ratio), "<= 2.5x", ratio <= 2.5)]
+    if name == "webhook":
+        rps, p99 = r["webhook_rps_ratio"], r["webhook_p99_ratio"]
+        return [
+            ("req/s", "hand-written FastAPI", _x(rps), ">= 0.95x", rps >= 0.95),
+            ("p99", "hand-written FastAPI", _x(p99), "<= 1.1x", p99 <= 1.1),
+        ]
+    if name == "memory":
+        ratio = r["memory_ratio"]
+        return [("idle RSS", "hand-written FastAPI", _x(ratio), "<= 1.1x", ratio <= 1.1)]
+    if name == "runs":
+        rows: list[Row] = []
+        stored = r["stored_fraction"] == 1.0
+        if "runs_ratio" in r:
+            rows.append(
+                (
+                    f"{r['runs_per_s']:.0f} runs/s",
+                    f"Celery {r['celery_runs_per_s']:.0f} runs/s",
+                    _x(r["runs_ratio"]),
+                    ">= 2x, all stored",
+                    r["runs_ratio"] >= 2 and stored,
+                )
+            )
+        else:
+            rows.append(
+                (f"{r['runs_per_s']:.0f} runs/s", "Celery not installed", "-", ">= 2x", False)
+            )
+        p50 = r["queue_to_start_p50_ms"]
+        rows.append((f"queue-to-start p50 {p50:.1f} ms", "-", "-", "<= 10 ms", p50 <= 10))
+        return rows
+    if name == "websocket":
+        return [
+            (
+                f"{r['ws_engine_ms']:.1f} ms to 500 clients",
+                f"websockets {r['ws_baseline_ms']:.1f} ms",
+                _x(r["ws_speed_ratio"]),
+                ">= 0.8x",
+                r["ws_speed_ratio"] >= 0.8,
+            )
+        ]
+    if name == "soak":
+        figure = (
+            f"{r['soak_2xx']:.0f} 2xx, {r['soak_5xx']:.0f} 5xx, "
+            f"{r['soak_lost']:.0f} lost, {r['soak_duplicated']:.0f} duplicated"
+        )
+        return [(figure, "-", "-", "0 5xx, 0 lost, 0 duplicated", bool(r["soak_ok"]))]
+    raise ValueError(name)
+
+
+def child(name: str, argv: list[str]) -> None:
+    """Run one benchmark in this process and print its result dict on the last line."""
+    module = importlib.import_module(name)
+    main: Callable[..., dict[str, float]] = module.main
+    result = main(argv) if name in TAKES_ARGV else main()
+    print(MARK + json.dumps(result), flush=True)
+
+
+def run_one(name: str, quick: bool) -> tuple[dict[str, float] | None, str, float]:
+    """(result or None, error text, seconds) of one benchmark run in a subprocess."""
+    argv = [sys.executable, __file__, "--child", name, *(QUICK.get(name, []) if quick else [])]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=TIMEOUT, start_new_session=True
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {TIMEOUT} s", time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    lines = done.stdout.splitlines()
+    print("\n".join(line for line in lines if not line.startswith(MARK)), flush=True)
+    results = [line[len(MARK) :] for line in lines if line.startswith(MARK)]
+    if done.returncode != 0 or not results:
+        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        print(done.stderr[-3000:], file=sys.stderr)
+        return None, f"failed (exit {done.returncode}): {tail}", elapsed
+    return json.loads(results[-1]), "", elapsed
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], sys.argv[3:])
+        return 0
+    parser = argparse.ArgumentParser(description="Run every benchmark; print a summary.")
+    parser.add_argument("--quick", action="store_true", help="shorter settings where possible")
+    parser.add_argument("only", nargs="*", help=f"benchmarks to run, of {', '.join(ORDER)}")
+    args = parser.parse_args()
+    unknown = set(args.only) - set(ORDER)
+    if unknown:
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}: choose from {', '.join(ORDER)}")
+    names = [n for n in ORDER if not args.only or n in args.only]
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    rows, results = [], {}
+    for name in names:
+        result, error, seconds = run_one(name, args.quick)
+        results[name] = result
+        if result is None:
+            rows.append((name, error, "-", "-", "-", "no"))
+            continue
+        for figure, baseline, ratio, target, met in summarise(name, result):
+            rows.append((name, figure, baseline, ratio, target, "yes" if met else "**no**"))
+        print(f"({name}: {seconds:.0f} s)\n", flush=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    header = ("benchmark", "key figure", "baseline", "ratio", "target", "met?")
+    print(table("summary", header, rows))
+    return 0 if all(r is not None for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
