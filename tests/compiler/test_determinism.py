@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from compile_helpers import GOLDEN_PROJECT, base_env, run_python
 
 from engine.compiler import compile_spec, write_build
 from engine.spec import load_spec
+from tests.compiler.compile_helpers import GOLDEN_PROJECT, base_env, run_python
 
 SPEC = GOLDEN_PROJECT / "spec.yaml"
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from compile_helpers import GOLDEN, GOLDEN_PROJECT
 
 from engine.compiler import compile_spec
 from engine.spec import load_spec
+from tests.compiler.compile_helpers import GOLDEN, GOLDEN_PROJECT
 
 BUILD = compile_spec(load_spec(GOLDEN_PROJECT / "spec.yaml", environ={}))
 GENERATED = sorted(name for name, a in BUILD.apps.items() if a.source is not None)

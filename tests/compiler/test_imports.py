@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from compile_helpers import GOLDEN_ENV, GOLDEN_PROJECT, base_env, run_python
 
 from engine.compiler import TEMPLATE, CompileError, compile_spec, write_build
 from engine.resources import blueprints_dir
 from engine.spec import load_spec
+from tests.compiler.compile_helpers import GOLDEN_ENV, GOLDEN_PROJECT, base_env, run_python
 
 GOLDEN_APPS = ["api", "backend", "hooks", "sockets", "web"]
 

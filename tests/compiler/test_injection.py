@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from compile_helpers import base_env, run_python
 
 from engine.compiler import compile_spec, write_build
 from engine.spec import load_spec
+from tests.compiler.compile_helpers import base_env, run_python
 
 PAYLOADS = {
     "single-quote": "'",

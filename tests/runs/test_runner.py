@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import finished, running, until
 
 from engine.errors import RunInputError
 from engine.runs.errors import UnknownTaskError
 from engine.runs.runner import WORKER_LOST, TaskConfig
 from engine.runs.store import RunStatus, RunStore
+from tests.runs.conftest import finished, running, until
 
 Task = Callable[..., TaskConfig]
 

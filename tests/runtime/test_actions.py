@@ -2,11 +2,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import RunAPI, TestClient, free_port
 
 from engine.runtime import ConfigError
 from engine.runtime import app as rt
 from engine.runtime.app import Respond, Run
+from tests.runtime.conftest import RunAPI, TestClient, free_port
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from engine.runtime import ConfigError
 from engine.runtime import app as rt
 from engine.runtime.app import ApiKey, Bearer, Respond
+from tests.runtime.conftest import TestClient
 
 BEARER = Bearer(secret_env="API_TOKEN")
 API_KEY = ApiKey(header="X-API-Key", secret_env="API_KEY")

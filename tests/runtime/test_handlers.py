@@ -2,12 +2,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import TestClient
 from fastapi import FastAPI, HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from engine.runtime import app as rt
+from tests.runtime.conftest import TestClient
 
 
 def add_one(x: int) -> dict[str, int]:

@@ -2,11 +2,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import TestClient, ThreadServer, free_port
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from engine.runtime import app as rt
+from tests.runtime.conftest import TestClient, ThreadServer, free_port
 
 
 def upstream_app() -> FastAPI:

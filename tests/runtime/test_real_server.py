@@ -10,8 +10,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 import websockets
-from conftest import ProcessServer, RunAPI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.runtime.conftest import ProcessServer, RunAPI
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,11 @@
 from pathlib import Path
 
 import pytest
-from conftest import TestClient
 
 from engine.runtime import ConfigError
 from engine.runtime import app as rt
 from engine.runtime.app import Respond
+from tests.runtime.conftest import TestClient
 
 
 def test_static_folder_is_served_after_the_routes(

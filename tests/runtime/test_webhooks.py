@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, RunAPI, TestClient
 
 from engine.runtime import app as rt
 from engine.runtime.app import Respond, Run
+from tests.runtime.conftest import REPO, RunAPI, TestClient
 
 FIXTURES = sorted((REPO / "tests/fixtures/github").glob("*.json"))
 SECRET = "gh-s3cret"

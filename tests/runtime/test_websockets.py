@@ -3,11 +3,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import RunAPI, TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from engine.runtime import app as rt
 from engine.runtime.websockets import PING, PONG
+from tests.runtime.conftest import RunAPI, TestClient
 
 COUNTER = {"n": 0}
 
