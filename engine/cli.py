@@ -215,7 +215,7 @@ def apply(target: Path, timeout: float, wait_lock: bool) -> None:
     if target.suffix == ".json":
         saved = json.loads(target.read_text())
         spec = Path(saved["spec_path"])
-        expect = {"spec_sha256": saved["spec_sha256"], "state_token": saved["state_token"]}
+        expect = saved
     checked = check_spec(spec)
     for warning in checked.warnings:
         click.echo(f"{warning} (warning)", err=True)

@@ -40,7 +40,7 @@ class ApplyRequest(BaseModel):
 
     spec_path: str
     environ: dict[str, str] = Field(default_factory=dict)
-    expect: dict[str, str] | None = None
+    expect: dict[str, Any] | None = None
     health_timeout: float = 30.0
 
 

@@ -80,7 +80,7 @@ class Applier:
         environ: Mapping[str, str],
         emit: Emit,
         *,
-        expect: Mapping[str, str] | None = None,
+        expect: Mapping[str, Any] | None = None,
         health_timeout: float = 30.0,
     ) -> bool:
         """Converge to `spec_path`; emit progress; return whether every app is healthy."""
@@ -94,13 +94,13 @@ class Applier:
                 await emit({"event": "error", "errors": [str(exc)]})
                 return False
             plan = prepared.plan
-            if expect and (
-                expect.get("spec_sha256") != plan.spec_sha256
-                or expect.get("state_token") != plan.state_token
-            ):
+            # A saved plan is carried out only if it is still exactly what would be done:
+            # the steps' hashes cover the spec, the handlers' sources and the secrets.
+            if expect is not None and json.loads(json.dumps(plan.to_dict())) != expect:
                 message = (
-                    "the saved plan is stale: the spec or the running system changed since "
-                    "it was made; run `engine plan -o FILE` again"
+                    "the saved plan is stale: the spec, its source files, its secrets or "
+                    "the running system changed since it was made; run `engine plan -o FILE` "
+                    "again"
                 )
                 await emit({"event": "error", "errors": [message]})
                 return False

@@ -240,6 +240,18 @@ def test_a_stale_saved_plan_is_refused(shop: EngineProject) -> None:
     assert pids(shop) == before
 
 
+def test_a_saved_plan_is_refused_after_a_handler_edit(shop: EngineProject) -> None:
+    # The spec and the state are unchanged; only code the plan did not see differs.
+    shop.ok("plan", "-o", "fresh.json")
+    before = pids(shop)
+    shop.append("backend.py", "\n# edited after planning\n")
+    result = apply(shop, "fresh.json")
+    assert result.returncode == 1, str(result)
+    assert "saved plan is stale" in result.stderr
+    assert pids(shop) == before
+    assert apply(shop, "spec.yaml").returncode == 0  # converge again for the tests that follow
+
+
 def test_a_broken_update_keeps_the_old_version_serving(shop: EngineProject) -> None:
     before = apps(shop.api_status())
     good = (shop.root / "backend.py").read_text()
