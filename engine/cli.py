@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from engine import __version__
-from engine.errors import EngineError, SpecError
+from engine.errors import EngineError, SpecError, UsageError
 from engine.resources import schema_path
 
 SPEC_ARGUMENT = click.argument(
@@ -201,33 +201,31 @@ def apply(target: Path, timeout: float, wait_lock: bool) -> None:
 
     TARGET is the spec (default spec.yaml) or a saved plan. Apps start in dependency order,
     each once the apps it depends on are healthy; a second apply of the same spec changes
-    nothing. A changed app is replaced side by side: the old
-    version serves until the new one is healthy, and stays if the new one fails.
+    nothing. A changed app is replaced side by side: the old version serves until the new
+    one is healthy, and stays if the new one fails.
     """
-    from engine.client import Client, ensure_control_plane, environment
-    from engine.secrets import resolve_secrets
-    from engine.server.launch import Layout
-    from engine.spec import check_spec
+    from engine.client import Client, ensure_control_plane, environment, live_control_plane
+    from engine.layout import Layout
     from engine.state import ApplyLock
 
     expect = None
     spec = target
     if target.suffix == ".json":
-        saved = json.loads(target.read_text())
-        spec = Path(saved["spec_path"])
-        expect = saved
-    checked = check_spec(spec)
-    for warning in checked.warnings:
-        click.echo(f"{warning} (warning)", err=True)
-    resolve_secrets(checked.spec)  # a missing secret fails here, before anything starts
-    layout = Layout(checked.spec.root)
+        expect = json.loads(target.read_text())
+        spec = Path(expect["spec_path"])
+    if not spec.is_file():
+        raise UsageError(f"{spec}: no such file; pass the spec to apply (default spec.yaml)")
+    layout = Layout(spec.resolve().parent)
+    if live_control_plane(layout) is None:
+        _check_before_starting(spec)
     layout.dir.mkdir(mode=0o700, exist_ok=True)
     lock = ApplyLock(layout.dir, "engine apply")
     lock.acquire(wait=wait_lock)
     try:
         client = Client(ensure_control_plane(layout))
         payload = {
-            "spec_path": str(checked.spec.path),
+            "spec_path": str(spec.resolve()),
+            "spec_label": str(spec),
             "environ": environment(),
             "expect": expect,
             "health_timeout": timeout,
@@ -238,6 +236,21 @@ def apply(target: Path, timeout: float, wait_lock: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
+def _check_before_starting(spec: Path) -> None:
+    """Validate and read secrets here, so a bad spec never starts a control plane.
+
+    A running control plane does the same checks itself (and answers the same errors),
+    which spares a no-op apply the cost of loading the validator twice.
+    """
+    from engine.secrets import resolve_secrets
+    from engine.spec import check_spec
+
+    checked = check_spec(spec)
+    for warning in checked.warnings:
+        click.echo(f"{warning} (warning)", err=True)
+    resolve_secrets(checked.spec)
+
+
 def _show_apply(events: Any, console_url: str) -> bool:
     """Print apply progress as it streams in; return whether it succeeded."""
     ok = False
@@ -246,6 +259,9 @@ def _show_apply(events: Any, console_url: str) -> bool:
         if kind == "error":
             for line in event["errors"]:
                 click.echo(line, err=True)
+        elif kind == "warnings":
+            for line in event["warnings"]:
+                click.echo(f"{line} (warning)", err=True)
         elif kind == "plan":
             click.echo(event["text"], nl=False)
         elif kind == "step":
@@ -334,7 +350,6 @@ def logs(app: str, directory: Path | None, follow: bool, tail: int) -> None:
     import time
 
     from engine.client import find_project
-    from engine.errors import UsageError
 
     layout = find_project(directory)
     path = layout.logs / f"{app}.log"
@@ -497,11 +512,15 @@ def runs(
 @PROJECT_OPTION
 def run_logs(run_id: str, directory: Path | None) -> None:
     """Print what RUN_ID's task wrote to stdout and stderr."""
-    client = _client(directory)
-    response = client.http.get(f"/api/v1/runs/{run_id}/logs")
-    if response.status_code == 404:
-        raise EngineError(f"no run {run_id!r}; list them with `engine runs`")
-    click.echo(response.text, nl=False)
+    from engine.errors import ControlPlaneError
+
+    try:
+        text = _client(directory).text(f"/api/v1/runs/{run_id}/logs")
+    except ControlPlaneError as exc:
+        if "(HTTP 404)" in str(exc):
+            raise EngineError(f"no run {run_id!r}; list them with `engine runs`") from exc
+        raise
+    click.echo(text, nl=False)
 
 
 def _register_new() -> None:

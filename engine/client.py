@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from engine.errors import ControlPlaneError, UsageError
+from engine.layout import Layout
 from engine.server import procs
-from engine.server.launch import Layout
 from engine.state import ControlPlaneInfo
 
 START_TIMEOUT = 30.0
@@ -61,10 +61,16 @@ def running_control_plane(layout: Layout) -> ControlPlaneInfo | None:
     return info
 
 
+def live_control_plane(layout: Layout) -> ControlPlaneInfo | None:
+    """The project's control plane if it runs, is ours and answers its health check."""
+    info = running_control_plane(layout)
+    return info if info is not None and _healthy(info) else None
+
+
 def ensure_control_plane(layout: Layout) -> ControlPlaneInfo:
     """The running control plane, starting one (which re-adopts the apps) if there is none."""
-    info = running_control_plane(layout)
-    if info is not None and _healthy(info):
+    info = live_control_plane(layout)
+    if info is not None:
         return info
     layout.logs.mkdir(parents=True, exist_ok=True)
     log_path = layout.logs / "control-plane.log"
@@ -95,9 +101,44 @@ def ensure_control_plane(layout: Layout) -> ControlPlaneInfo:
 
 def _healthy(info: ControlPlaneInfo) -> bool:
     try:
-        return httpx.get(f"{info.url}/api/v1/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
+        status, _ = _call(info.url, "GET", "/api/v1/health", timeout=2.0)
+    except OSError:
         return False
+    return status == 200
+
+
+def _call(
+    url: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float | None = 30.0,
+) -> tuple[int, bytes]:
+    """One plain-HTTP call to the control plane on loopback: (status, body).
+
+    The standard library suffices here and starts in milliseconds; httpx would cost a
+    third of a second of imports and TLS set-up on every command.
+    """
+    response = _open(url, method, path, body=body, headers=headers, timeout=timeout)
+    with response:
+        return response.status, response.read()
+
+
+def _open(
+    url: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float | None = 30.0,
+) -> http.client.HTTPResponse:
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    connection.request(method, path, body=body, headers=headers or {})
+    return connection.getresponse()
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -112,36 +153,61 @@ class Client:
 
     def __init__(self, info: ControlPlaneInfo) -> None:
         self.info = info
-        self.http = httpx.Client(
-            base_url=info.url,
-            headers={"Authorization": f"Bearer {info.token}"},
-            timeout=httpx.Timeout(30.0, read=None),
-        )
+        self.headers = {"Authorization": f"Bearer {info.token}"}
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call the API and return its JSON answer."""
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict | None = None,
+        timeout: float | None = 30.0,
+    ) -> http.client.HTTPResponse:
+        if params:
+            path += "?" + urllib.parse.urlencode(params)
+        headers = dict(self.headers)
+        body = None
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
         try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+            return _open(self.info.url, method, path, body=body, headers=headers, timeout=timeout)
+        except OSError as exc:
             raise ControlPlaneError(
                 f"cannot reach the control plane at {self.info.url}: {exc}"
             ) from exc
-        if response.status_code >= 400:
-            raise ControlPlaneError(_detail(response))
-        return response.json()
+
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: dict | None = None
+    ) -> Any:
+        """Call the API and return its JSON answer."""
+        return _json(self._read(method, path, json_body=json, params=params))
+
+    def text(self, path: str) -> str:
+        """GET a text answer (e.g. a run's logs)."""
+        return self._read("GET", path).decode("utf-8", errors="replace")
+
+    def _read(self, method: str, path: str, **kwargs: Any) -> bytes:
+        with self._send(method, path, timeout=None, **kwargs) as response:
+            body = response.read()
+            if response.status >= 400:
+                raise ControlPlaneError(_detail(response.status, body))
+            return body
 
     def stream(self, path: str, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """POST `payload` and yield each JSON line of the answer as it arrives."""
-        try:
-            with self.http.stream("POST", path, json=payload) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise ControlPlaneError(_detail(response))
-                for line in response.iter_lines():
+        with self._send("POST", path, json_body=payload, timeout=None) as response:
+            if response.status >= 400:
+                raise ControlPlaneError(_detail(response.status, response.read()))
+            try:
+                for line in response:
                     if line.strip():
                         yield json.loads(line)
-        except httpx.HTTPError as exc:
-            raise ControlPlaneError(f"lost the control plane at {self.info.url}: {exc}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise ControlPlaneError(
+                    f"lost the control plane at {self.info.url}: {exc}"
+                ) from exc
 
     def wait_exit(self, timeout: float = 30.0) -> None:
         """Wait until the control plane's process has exited."""
@@ -150,16 +216,21 @@ class Client:
             time.sleep(0.05)
 
 
-def _detail(response: httpx.Response) -> str:
+def _json(body: bytes) -> Any:
+    return json.loads(body) if body else None
+
+
+def _detail(status: int, body: bytes) -> str:
+    text = body.decode("utf-8", errors="replace")
     try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
+        detail = json.loads(text).get("detail", text)
+    except (ValueError, AttributeError):
+        detail = text
     if isinstance(detail, list):  # FastAPI's validation errors
         detail = "; ".join(
             f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
         )
-    return f"{detail} (HTTP {response.status_code})"
+    return f"{detail} (HTTP {status})"
 
 
 def environment() -> dict[str, str]:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import uvicorn
 
+from engine.layout import Layout
 from engine.server import procs
 from engine.server.app import create_control_plane
-from engine.server.launch import ControlPlaneAddress, Layout
+from engine.server.launch import ControlPlaneAddress
 from engine.state import ControlPlaneInfo
 
 

@@ -23,12 +23,13 @@ from pydantic import BaseModel, Field
 
 from engine import __version__
 from engine.errors import EngineError
+from engine.layout import Layout
 from engine.runs.api import make_router, require_token
 from engine.runs.runner import Runner
 from engine.runs.store import RunStore
 from engine.server.apply import PROJECT_FILE, Applier, prepare, stopped_app_spec
 from engine.server.console import make_console_router
-from engine.server.launch import ControlPlaneAddress, Layout
+from engine.server.launch import ControlPlaneAddress
 from engine.server.supervisor import Supervisor
 from engine.state import State
 
@@ -39,6 +40,7 @@ class ApplyRequest(BaseModel):
     """What the CLI sends to apply a spec."""
 
     spec_path: str
+    spec_label: str | None = None
     environ: dict[str, str] = Field(default_factory=dict)
     expect: dict[str, Any] | None = None
     health_timeout: float = 30.0
@@ -183,6 +185,7 @@ async def _apply_events(plane: ControlPlane, request: ApplyRequest) -> AsyncIter
                 Path(request.spec_path),
                 request.environ,
                 events.put,
+                label=request.spec_label,
                 expect=request.expect,
                 health_timeout=request.health_timeout,
             )

@@ -19,10 +19,11 @@ from typing import Any
 
 from engine.compiler import Build, compile_spec, write_module
 from engine.errors import ApplyError, EngineError, SpecError
+from engine.layout import Layout
 from engine.plan import Plan, Recorded, Step, app_hash, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets, secret_hash
-from engine.server.launch import ControlPlaneAddress, Layout, app_process, task_config
+from engine.server.launch import ControlPlaneAddress, app_process, task_config
 from engine.server.supervisor import ProcessSpec, Supervisor
 from engine.spec import check_spec
 from engine.state import State
@@ -38,6 +39,7 @@ class Prepared:
     build: Build
     secrets: dict[str, str]
     plan: Plan
+    warnings: tuple[str, ...] = ()
 
 
 def recorded(state: State) -> tuple[dict[str, Recorded], dict[str, Recorded]]:
@@ -47,13 +49,19 @@ def recorded(state: State) -> tuple[dict[str, Recorded], dict[str, Recorded]]:
     return apps, tasks
 
 
-def prepare(spec_path: Path, environ: Mapping[str, str], state: State) -> Prepared:
-    """Validate, compile and plan `spec_path` against `state`; read its secrets."""
-    spec = check_spec(spec_path, environ).spec
-    build = compile_spec(spec)
-    secrets = resolve_secrets(spec, environ)
+def prepare(
+    spec_path: Path, environ: Mapping[str, str], state: State, label: str | None = None
+) -> Prepared:
+    """Validate, compile and plan `spec_path` against `state`; read its secrets.
+
+    Diagnostics name the spec as `label` (the path the user typed), if given.
+    """
+    checked = check_spec(spec_path, environ, label=label)
+    build = compile_spec(checked.spec)
+    secrets = resolve_secrets(checked.spec, environ)
     apps, tasks = recorded(state)
-    return Prepared(build, secrets, make_plan(build, secrets, apps, tasks))
+    plan = make_plan(build, secrets, apps, tasks)
+    return Prepared(build, secrets, plan, tuple(str(w) for w in checked.warnings))
 
 
 class Applier:
@@ -82,11 +90,12 @@ class Applier:
         *,
         expect: Mapping[str, Any] | None = None,
         health_timeout: float = 30.0,
+        label: str | None = None,
     ) -> bool:
         """Converge to `spec_path`; emit progress; return whether every app is healthy."""
         async with self.lock:
             try:
-                prepared = prepare(spec_path, environ, self.state)
+                prepared = prepare(spec_path, environ, self.state, label)
             except SpecError as exc:
                 await emit({"event": "error", "errors": [str(d) for d in exc.diagnostics]})
                 return False
@@ -94,6 +103,8 @@ class Applier:
                 await emit({"event": "error", "errors": [str(exc)]})
                 return False
             plan = prepared.plan
+            if prepared.warnings:
+                await emit({"event": "warnings", "warnings": list(prepared.warnings)})
             # A saved plan is carried out only if it is still exactly what would be done:
             # the steps' hashes cover the spec, the handlers' sources and the secrets.
             if expect is not None and json.loads(json.dumps(plan.to_dict())) != expect:

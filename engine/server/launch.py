@@ -7,58 +7,21 @@ user's environment reaches an app or a task.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.compiler import MODULE_NAME
+from engine.layout import Layout
 from engine.runs.inputs import input_schema
 from engine.runs.pool import TaskConfig
 from engine.server.supervisor import PORT, ProcessSpec
 from engine.spec.model import App, Grant, Spec, Task, env_name
 
 BASE_VARIABLES = ("PATH", "HOME", "LANG", "TZ")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a project's files live: everything under `.engine/` beside the spec."""
-
-    root: Path
-
-    @property
-    def dir(self) -> Path:
-        return self.root / ".engine"
-
-    @property
-    def build(self) -> Path:
-        return self.dir / "build"
-
-    @property
-    def logs(self) -> Path:
-        return self.dir / "logs"
-
-    @property
-    def run_logs(self) -> Path:
-        return self.dir / "runs"
-
-    def app_build(self, app: str, desired_hash: str) -> Path:
-        """One folder per app version, so an old version never restarts into new code."""
-        return self.build / app / desired_hash[:16]
-
-    def data(self, app: str) -> Path:
-        return self.dir / "data" / app
-
-    @property
-    def secret_files(self) -> Path:
-        """Secrets granted as files live outside `.engine/`, in a folder only the user reads."""
-        key = hashlib.sha256(str(self.dir).encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"engine-{os.getuid()}" / key
 
 
 @dataclass(frozen=True)

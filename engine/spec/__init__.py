@@ -27,11 +27,16 @@ class Checked:
     warnings: list[Diagnostic]
 
 
-def check_spec(path: Path, environ: Mapping[str, str] | None = None) -> Checked:
-    """Load and validate the spec at `path`; raise SpecError listing every problem at once."""
+def check_spec(
+    path: Path, environ: Mapping[str, str] | None = None, label: str | None = None
+) -> Checked:
+    """Load and validate the spec at `path`; raise SpecError listing every problem at once.
+
+    Diagnostics name the file as `label`, by default the path as given.
+    """
     from engine.blueprints import expand
 
-    label = str(path)
+    label = label or str(path)
     path = Path(path).resolve()
     doc = load_file(path, label)
     errors = expand(doc)
