@@ -24,7 +24,9 @@ from engine.state import ControlPlaneInfo
 
 
 def _bind(preferred: int | None) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it each answer waits ~40 ms for Nagle's algorithm and delayed ACKs.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     for port in (preferred, 0) if preferred else (0,):
         try:
