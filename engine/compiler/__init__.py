@@ -9,8 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -18,6 +17,7 @@ import jinja2
 from engine.compiler.model import build_module
 from engine.compiler.sources import hash_files, local_sources
 from engine.errors import EngineError
+from engine.gcpause import gc_paused
 from engine.resources import blueprints_dir
 from engine.spec.model import App, Spec, Task
 
@@ -84,8 +84,9 @@ def render_app(spec: Spec, app: App, templates: Path | None = None) -> str:
 
 
 def _config_hash(value: App | Task) -> str:
-    text = json.dumps(asdict(value), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    # The frozen model's repr is deterministic (tuples, insertion-ordered dicts, no sets)
+    # and ten times cheaper than dataclasses.asdict's deep copies.
+    return hashlib.sha256(repr(value).encode()).hexdigest()
 
 
 def _handler_modules(value: App | Task) -> list[str]:
@@ -109,13 +110,14 @@ def _artifact(spec: Spec, value: App | Task, kind: str, source: str | None) -> A
 
 def compile_spec(spec: Spec, templates: Path | None = None) -> Build:
     """Render every app's module and hash every app and task; writes nothing."""
-    apps = {
-        name: _artifact(
-            spec, app, "app", render_app(spec, app, templates) if app.generated else None
-        )
-        for name, app in sorted(spec.apps.items())
-    }
-    tasks = {name: _artifact(spec, t, "task", None) for name, t in sorted(spec.tasks.items())}
+    with gc_paused():
+        apps = {
+            name: _artifact(
+                spec, app, "app", render_app(spec, app, templates) if app.generated else None
+            )
+            for name, app in sorted(spec.apps.items())
+        }
+        tasks = {n: _artifact(spec, t, "task", None) for n, t in sorted(spec.tasks.items())}
     return Build(spec, apps, tasks)
 
 

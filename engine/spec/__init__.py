@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import Diagnostic, SpecError
+from engine.gcpause import gc_paused
 from engine.spec.build import build_spec
 from engine.spec.checks import cross_check
 from engine.spec.interpolate import interpolate
@@ -34,13 +35,18 @@ def check_spec(
 
     Diagnostics name the file as `label`, by default the path as given.
     """
+    with gc_paused():
+        return _check(Path(path), os.environ if environ is None else environ, label)
+
+
+def _check(path: Path, environ: Mapping[str, str], label: str | None) -> Checked:
     from engine.blueprints import expand
 
     label = label or str(path)
     path = Path(path).resolve()
     doc = load_file(path, label)
     errors = expand(doc)
-    errors += interpolate(doc, os.environ if environ is None else environ)
+    errors += interpolate(doc, environ)
     if errors:
         raise SpecError(errors)
     errors = schema_errors(doc)
