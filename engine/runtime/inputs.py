@@ -128,10 +128,16 @@ def _schema_errors(value: Any, schema: dict[str, Any], loc: list[Any]) -> list[d
     import jsonschema
 
     validator = jsonschema.validators.validator_for(schema)(schema)
-    return [
-        _error(err.validator, [*loc, *err.absolute_path], err.message, err.instance)
-        for err in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    ]
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    return [_error(e.validator, [*loc, *_error_path(e)], e.message, e.instance) for e in errors]
+
+
+def _error_path(error: Any) -> list[Any]:
+    """Where the error is; for a missing key, the key itself (as FastAPI reports it)."""
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        path += [k for k in error.validator_value if k not in error.instance][:1]
+    return path
 
 
 def _convert(raw: list[str], schema: dict[str, Any]) -> Any:

@@ -296,5 +296,16 @@ def _final(run: dict[str, Any]) -> dict[str, Any]:
     return {"id": run["id"], "status": run["status"], "error": "run events ended early"}
 
 
-def _detail(body: Any) -> Any:
-    return body.get("detail", body) if isinstance(body, dict) else body
+def _detail(body: Any) -> str:
+    """The run API's error as one line of text (SPEC: `{"error": "..."}`)."""
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, list):  # a 422: FastAPI's list of {loc, msg}
+        return "; ".join(_located(item) for item in detail)
+    return str(detail)
+
+
+def _located(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(p) for p in item.get("loc", [])[2:])  # drop "body", "inputs"
+    return f"{where}: {item.get('msg')}" if where else str(item.get("msg"))

@@ -4,8 +4,6 @@ with the e2e suite's own project helper."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,21 +12,11 @@ from click.testing import CliRunner
 
 pytestmark = pytest.mark.e2e
 
-_CONFTEST = Path(__file__).resolve().parent.parent / "e2e" / "conftest.py"
-
-
-def _e2e_helpers():
-    spec = importlib.util.spec_from_file_location("_e2e_conftest_for_blueprints", _CONFTEST)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while defining
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_quickstart_applies_and_answers(tmp_path: Path) -> None:
     from engine.cli_new import new
+    from tests.e2e import conftest as helpers
 
-    helpers = _e2e_helpers()
     target = tmp_path / "hello-project"
     result = CliRunner().invoke(new, ["quickstart", str(target), "--set", "greeting=Howdy"])
     assert result.exit_code == 0, result.output

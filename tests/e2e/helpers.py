@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import EngineProject, base_env, wait_for
+
+from tests.e2e.conftest import EngineProject, base_env, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

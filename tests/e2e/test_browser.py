@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
+
+from tests.e2e.helpers import (
     RunApi,
     app_urls,
     applied_example,

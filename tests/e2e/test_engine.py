@@ -23,7 +23,7 @@ import pytest
 from engine.server import procs
 
 if TYPE_CHECKING:  # conftest cannot be imported at run time: tests/ has several
-    from conftest import EngineProject, ProjectFactory
+    from tests.e2e.conftest import EngineProject, ProjectFactory
 
 pytestmark = pytest.mark.e2e
 

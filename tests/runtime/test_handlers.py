@@ -135,7 +135,12 @@ def test_body_and_path_and_request_are_passed(make_client: Callable[..., TestCli
         ),
         (
             b"{}",
-            {"type": "required", "loc": ["body"], "msg": "'a' is a required property", "input": {}},
+            {
+                "type": "required",
+                "loc": ["body", "a"],
+                "msg": "'a' is a required property",
+                "input": {},
+            },
         ),
     ],
     ids=["empty", "not-json", "wrong-type", "missing-field"],
@@ -159,7 +164,8 @@ def test_raising_handler_is_500_without_traceback(
 ) -> None:
     response = make_client(explode).get("/")
     assert response.status_code == 500
-    assert response.json() == {"detail": "Internal error in handler test_handlers:explode"}
+    expected = f"Internal error in handler {explode.__module__}:explode"
+    assert response.json() == {"detail": expected}
     assert "secret internals" not in response.text
     assert "Traceback" in caplog.text and "secret internals" in caplog.text
 
