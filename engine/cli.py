@@ -346,7 +346,10 @@ def status(directory: Path | None, as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they come.")
 @click.option("-n", "--tail", type=int, default=100, show_default=True, help="Lines to show.")
 def logs(app: str, directory: Path | None, follow: bool, tail: int) -> None:
-    """Print APP's log (its stdout and stderr)."""
+    """Print APP's log (its stdout and stderr).
+
+    `engine logs control-plane` prints the engine's own log.
+    """
     import time
 
     from engine.client import find_project
@@ -354,8 +357,13 @@ def logs(app: str, directory: Path | None, follow: bool, tail: int) -> None:
     layout = find_project(directory)
     path = layout.logs / f"{app}.log"
     if not path.exists():
-        known = sorted(p.stem for p in layout.logs.glob("*.log")) if layout.logs.is_dir() else []
-        raise UsageError(f"no log for app {app!r}; apps with logs: {', '.join(known) or 'none'}")
+        logs = layout.logs.glob("*.log") if layout.logs.is_dir() else []
+        own = layout.control_plane_log.stem
+        known = sorted(p.stem for p in logs if p.stem != own)
+        raise UsageError(
+            f"no log for app {app!r}; apps with logs: {', '.join(known) or 'none'} "
+            f"(and `engine logs {own}` for the engine's own)"
+        )
     with path.open(errors="replace") as f:
         for line in f.readlines()[-tail:] if tail > 0 else []:
             click.echo(line, nl=False)

@@ -73,7 +73,7 @@ def ensure_control_plane(layout: Layout) -> ControlPlaneInfo:
     if info is not None:
         return info
     layout.logs.mkdir(parents=True, exist_ok=True)
-    log_path = layout.logs / "control-plane.log"
+    log_path = layout.control_plane_log
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "engine.server", str(layout.dir)],

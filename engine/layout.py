@@ -31,6 +31,10 @@ class Layout:
         return self.dir / "logs"
 
     @property
+    def control_plane_log(self) -> Path:
+        return self.logs / "control-plane.log"
+
+    @property
     def run_logs(self) -> Path:
         return self.dir / "runs"
 

@@ -19,6 +19,8 @@ from engine.spec.loader import Document, JsonPath
 from engine.spec.units import parse_duration, parse_size
 
 _PARAM = re.compile(r"\{([^}]*)\}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110's field-value
 _syntax_problem = functools.lru_cache(maxsize=4096)(check_syntax)  # specs repeat expressions
 
 
@@ -167,6 +169,8 @@ class _Checker:
                     )
         if "run" in route:
             self.check_run((*path, "run"), route["run"])
+        if "respond" in route:
+            self.check_headers((*path, "respond", "headers"), route["respond"].get("headers"))
         for key in ("respond", "run"):
             self.check_expressions(route.get(key), (*path, key))
 
@@ -185,6 +189,19 @@ class _Checker:
             self.reference((*path, "task"), task, "task", self.tasks)
         if isinstance(run.get("wait"), str):
             self.parse((*path, "wait"), parse_duration, run["wait"])
+
+    def check_headers(self, path: JsonPath, headers: dict[str, Any] | None) -> None:
+        """Response headers must be sendable: token names, one-line Latin-1 values."""
+        for name, value in (headers or {}).items():
+            if not _TOKEN.fullmatch(name):
+                self.error((*path, name), f"{name!r} is not an HTTP header name")
+            elif not isinstance(value, str):
+                self.error((*path, name), "a header value is text; quote it")
+            elif not _FIELD_VALUE.fullmatch(value):
+                self.error(
+                    (*path, name),
+                    "a header value must be one line of printable Latin-1 text (HTTP's rule)",
+                )
 
     def check_webhook(self, path: JsonPath, app: str, hook: dict, seen: dict) -> None:
         self.claim(seen, "POST", hook["path"], path, app)
@@ -213,6 +230,9 @@ class _Checker:
         for where, action in actions:
             if "run" in action:
                 self.check_run((*where, "run"), action["run"])
+            if "respond" in action:
+                headers = action["respond"].get("headers")
+                self.check_headers((*where, "respond", "headers"), headers)
             self.check_expressions(action, where)
         self.parse((*path, "max_body"), parse_size, hook.get("max_body"))
         self.parse((*path, "dedupe"), parse_duration, hook.get("dedupe"))

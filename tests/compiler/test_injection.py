@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from engine.compiler import compile_spec, write_build
+from engine.errors import SpecError
 from engine.spec import load_spec
 from tests.compiler.compile_helpers import base_env, run_python
 
@@ -43,6 +44,11 @@ IDS = list(PAYLOADS)
 SECRET = "whsec_" + base64.b64encode(b"a-signing-secret-of-some-length").decode()
 
 
+def sendable(text: str) -> bool:
+    """Whether HTTP allows `text` as a header value (tab and printable Latin-1 only)."""
+    return all(c == "\t" or " " <= c <= "~" or "\x80" <= c <= "\xff" for c in text)
+
+
 def _path(text: str) -> str:
     """`text` as validation allows it in a path: braces mark parameters."""
     return text.replace("{", "(").replace("}", ")")
@@ -56,7 +62,11 @@ def _app(payload: str, n: int) -> dict:
         "health": f"/health{p}",
         "routes": [
             {"method": "GET", "path": f"/r{p}", "respond": respond},
-            {"method": "GET", "path": "/h", "respond": {"json": 1, "headers": {"X-P": payload}}},
+            {
+                "method": "GET",
+                "path": "/h",
+                "respond": {"json": 1, "headers": {"X-P": payload} if sendable(payload) else {}},
+            },
             {
                 "method": "GET",
                 "path": "/q",
@@ -118,7 +128,7 @@ CHECK = r"""
             out["health"] = c.get(q(f"/health{p}")).json()
             out["description"] = c.get("/openapi.json").json()["info"]["description"]
             out["respond"] = c.get(q(f"/r{p}")).json()
-            if payload.isascii() and payload.isprintable():
+            if payload.isascii() and payload.isprintable():  # what an ASCII client reads back
                 out["header"] = c.get("/h").headers["x-p"]
             out["query"] = c.get("/q", params={payload: "v"}).json()
             out["body"] = c.post("/b", json={payload: "v"}).json()
@@ -207,3 +217,24 @@ def test_hostile_strings_are_written_as_ruff_would(results: dict) -> None:
     command = [sys.executable, "-m", "ruff", "format", "--line-length", "100", "--diff"]
     done = subprocess.run([*command, "--no-cache", str(results["build"])], capture_output=True)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+@pytest.mark.parametrize("payload", [p for p in PAYLOADS.values() if not sendable(p)])
+def test_a_header_value_http_cannot_send_is_a_validation_error(
+    payload: str, tmp_path: Path
+) -> None:
+    spec = {
+        "version": 1,
+        "project": "shop",
+        "apps": {
+            "web": {
+                "routes": [{"method": "GET", "path": "/", "respond": {"headers": {"X-P": payload}}}]
+            }
+        },
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True))
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path / "spec.yaml", environ={})
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.path == "apps.web.routes[0].respond.headers.X-P"
+    assert "printable Latin-1" in diagnostic.message

@@ -208,6 +208,12 @@ EXPECTED: dict[str, tuple[int, int, str, str]] = {
     "67-merge-not-mapping": (5, 10, "apps.web", "`<<` merges a mapping or a list of mappings"),
     "68-bearer-not-a-name": (7, 20, "apps.web.auth.bearer", "expected a string, got 1"),
     "69-env-name-invalid": (6, 7, "apps.web.env.my-var", "an environment variable name"),
+    "70-header-value-newline": (
+        12,
+        22,
+        "apps.web.routes[0].respond.headers.X-Multi",
+        "a header value must be one line of printable Latin-1 text",
+    ),
 }
 
 FILES = sorted(CORPUS.glob("*.yaml"))
