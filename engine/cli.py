@@ -531,6 +531,15 @@ def run_logs(run_id: str, directory: Path | None) -> None:
     click.echo(text, nl=False)
 
 
+@main.command()
+@click.argument("run_id")
+@PROJECT_OPTION
+def cancel(run_id: str, directory: Path | None) -> None:
+    """Cancel a queued or running run."""
+    run = _client(directory).request("POST", f"/api/v1/runs/{run_id}/cancel")
+    click.echo(f"Run {run['id']} of {run['task']} is {run['status']}.")
+
+
 def _register_new() -> None:
     from engine.cli_new import new
 
