@@ -50,7 +50,8 @@ def fastapi_422(response: Any, field: str) -> list[dict[str, Any]]:
 
 class TestQuickstart:
     @pytest.fixture(scope="class")
-    def url(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    @classmethod
+    def url(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with applied_example(tmp_path_factory, "quickstart") as project:
             yield app_urls(project)["hello"]
 
@@ -83,7 +84,8 @@ class TestQuickstart:
 
 class TestTaskCallsApp:
     @pytest.fixture(scope="class")
-    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
+    @classmethod
+    def project(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
         with applied_example(tmp_path_factory, "task-calls-app") as project:
             yield project
 
@@ -122,18 +124,21 @@ API_KEY = secrets.token_urlsafe(24)
 
 class TestWebhookRunner:
     @pytest.fixture(scope="class")
-    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
+    @classmethod
+    def project(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
         env = {"WEBHOOK_API_KEY": API_KEY}
         with applied_example(tmp_path_factory, "webhook-runner", env) as project:
             yield project
 
     @pytest.fixture(scope="class")
-    def http(self, project: EngineProject) -> Iterator[Any]:
+    @classmethod
+    def http(cls, project: EngineProject) -> Iterator[Any]:
         with client(app_urls(project)["runner"]) as http:
             yield http
 
     @pytest.fixture(scope="class")
-    def auth(self) -> dict[str, str]:
+    @classmethod
+    def auth(cls) -> dict[str, str]:
         return {"Authorization": f"Bearer {API_KEY}"}
 
     def test_the_open_route_and_the_bearer_checks(self, http: Any) -> None:
@@ -249,13 +254,15 @@ def raw_post(url: str, head: str) -> int:
 
 class TestGithubWebhook:
     @pytest.fixture(scope="class")
-    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
+    @classmethod
+    def project(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
         env = {"GITHUB_WEBHOOK_SECRET": GITHUB_SECRET}
         with applied_example(tmp_path_factory, "github-webhook", env) as project:
             yield project
 
     @pytest.fixture(scope="class")
-    def hook(self, project: EngineProject) -> str:
+    @classmethod
+    def hook(cls, project: EngineProject) -> str:
         return app_urls(project)["receiver"] + "/github-webhook"
 
     def post(self, hook: str, event: str, body: bytes, **headers: str) -> Any:
@@ -399,13 +406,15 @@ def invoice(kind: str, invoice_id: str = "in_123", amount: int = 4200) -> bytes:
 
 class TestStandardWebhooks:
     @pytest.fixture(scope="class")
-    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
+    @classmethod
+    def project(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
         env = {"BILLING_WEBHOOK_SECRET": BILLING_SECRET}
         with applied_example(tmp_path_factory, "standard-webhooks", env) as project:
             yield project
 
     @pytest.fixture(scope="class")
-    def hook(self, project: EngineProject) -> str:
+    @classmethod
+    def hook(cls, project: EngineProject) -> str:
         return app_urls(project)["billing"] + "/webhooks/billing"
 
     def test_invoice_paid_starts_a_run_once_per_webhook_id(
@@ -504,7 +513,8 @@ class TestStandardWebhooks:
 
 class TestAppCallsApp:
     @pytest.fixture(scope="class")
-    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
+    @classmethod
+    def project(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
         with applied_example(tmp_path_factory, "app-calls-app") as project:
             yield project
 
@@ -542,7 +552,8 @@ def nothing_arrives(ws: ClientConnection) -> None:
 
 class TestWebsockets:
     @pytest.fixture(scope="class")
-    def ws_url(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    @classmethod
+    def ws_url(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with applied_example(tmp_path_factory, "websockets") as project:
             yield "ws" + app_urls(project)["sockets"].removeprefix("http")
 
