@@ -445,3 +445,58 @@ def test_an_invalid_spec_fails_apply_with_positions(engine_project: ProjectFacto
     assert any("apps.other.replicas" in line for line in lines), lines  # all at once
     assert "Traceback" not in result.output
     assert not project.engine_dir.exists()  # no control plane, no state
+
+
+QUEUE_SPEC = """version: 1
+project: e2e-queue
+tasks:
+  nap:
+    handler: naps:nap
+    inputs: {i: {type: integer}}
+    concurrency: 1
+"""
+NAPS = "import time\n\ndef nap(i: int) -> dict:\n    time.sleep(0.5)\n    return {'i': i}\n"
+
+
+def test_queued_runs_complete_after_the_control_plane_is_killed(
+    engine_project: ProjectFactory,
+) -> None:
+    project = engine_project({"spec.yaml": QUEUE_SPEC, "naps.py": NAPS})
+    project.ok("apply", "--timeout", HEALTH_TIMEOUT)
+    info = project.control_plane()
+    assert info is not None
+    headers = {"Authorization": f"Bearer {info['token']}"}
+    ids = [
+        httpx.post(
+            f"{info['url']}/api/v1/runs",
+            json={"task": "nap", "inputs": {"i": i}},
+            headers=headers,
+            timeout=10,
+            trust_env=False,
+        ).json()["id"]
+        for i in range(6)
+    ]
+    os.kill(info["pid"], signal.SIGKILL)  # one run is running, the rest are queued
+    project.wait_for(lambda: not procs.is_ours(info["pid"], info["start_time"]), timeout=10)
+
+    project.status()  # starts a new control plane, which picks the runs up again
+    new = project.control_plane()
+    assert new is not None and new["pid"] != info["pid"]
+
+    def final_runs() -> list[dict[str, Any]] | None:
+        runs = [
+            httpx.get(f"{new['url']}/api/v1/runs/{i}", headers=headers, trust_env=False).json()
+            for i in ids
+        ]
+        return runs if all(r["status"] not in ("queued", "running") for r in runs) else None
+
+    runs = project.wait_for(final_runs, timeout=60)
+    statuses = [r["status"] for r in runs]
+    # The run in progress lost its worker (no retries configured): failed, never lost.
+    assert statuses.count("succeeded") >= 5, statuses
+    assert set(statuses) <= {"succeeded", "failed"}, statuses
+    for run in runs:
+        if run["status"] == "succeeded":
+            assert run["outputs"] == run["inputs"]
+        else:
+            assert "worker lost" in run["error"]
