@@ -23,11 +23,10 @@ import asyncio
 import contextlib
 import enum
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 from engine.errors import ApplyError
 from engine.server import procs
@@ -113,9 +112,6 @@ class Backoff:
 class Effects:
     """The supervisor's side effects: processes, HTTP and the clock. Swap it in tests."""
 
-    def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
-
     def spawn(
         self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path
     ) -> ProcessHandle:
@@ -135,14 +131,16 @@ class Effects:
         return procs.pick_free_port()
 
     async def probe(self, url: str) -> bool:
-        """True if GET `url` answers 200."""
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=2.0, trust_env=False)
+        """True if GET `url` (plain HTTP on loopback) answers 200 within two seconds.
+
+        One request line and one status line need no HTTP client; httpx here cost the
+        control plane 5 MiB and a TLS context.
+        """
+        address = urllib.parse.urlsplit(url)
         try:
-            response = await self._client.get(url)
-        except httpx.HTTPError:
+            return await asyncio.wait_for(_status_is_200(address), timeout=2.0)
+        except (OSError, TimeoutError, ValueError):
             return False
-        return response.status_code == 200
 
     def now(self) -> float:
         """A monotonic clock."""
@@ -153,10 +151,24 @@ class Effects:
         await asyncio.sleep(seconds)
 
     async def aclose(self) -> None:
-        """Release the HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Nothing to release: each probe opens and closes its own connection."""
+
+
+async def _status_is_200(address: urllib.parse.SplitResult) -> bool:
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        target = address.path or "/"
+        writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: {address.netloc}\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        status_line = await reader.readline()  # b"HTTP/1.1 200 OK\r\n"
+        parts = status_line.split(maxsplit=2)
+        return len(parts) >= 2 and parts[1] == b"200"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 @dataclass
