@@ -40,6 +40,18 @@ class EngineGroup(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug in engine: say so in one line, not a traceback
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc}\n"
+                "This is a bug in engine. Run the command again with --debug for the "
+                "traceback, and report it with that output.",
+                err=True,
+            )
+            ctx.exit(2)
 
 
 @click.group(

@@ -5,6 +5,8 @@
     ├── UsageError              a command was called wrongly
     ├── ApplyError              apply could not converge
     ├── ControlPlaneError       the control plane is unreachable or answered an error
+    ├── StateError              the project's state under .engine/ cannot be read
+    ├── LockHeldError           another command holds the project's lock (engine.state)
     └── RunInputError           a run's inputs fail the task's input schema
 
 The CLI turns each into a message and an exit code in one place; none reaches a user as a
@@ -62,6 +64,10 @@ class ApplyError(EngineError):
 
 class ControlPlaneError(EngineError):
     """Raised when the control plane is unreachable or answers with an error."""
+
+
+class StateError(EngineError):
+    """Raised when the project's state database cannot be opened or read."""
 
 
 class RunInputError(EngineError):
