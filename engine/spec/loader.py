@@ -19,6 +19,8 @@ from engine.errors import Diagnostic, SpecError
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 JsonPath = tuple[str | int, ...]
+_STR = "tag:yaml.org,2002:str"
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,15 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, path: JsonPath) -> Any:
         self.doc.scalars[path] = Scalar(node.value, node.style not in (None, ""))
+        if node.tag == _STR:  # most scalars: no construction needed
+            return node.value
         try:
-            return self._constructor.construct_object(node, deep=True)
+            value = self._constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             self._error(node, path, f"cannot read this value: {exc.problem or exc}")
             return None
+        # A spec holds JSON values: a date or !!binary keeps the text it was written as.
+        return value if isinstance(value, _JSON_SCALARS) else node.value
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}

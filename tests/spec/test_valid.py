@@ -632,3 +632,16 @@ def test_diagnostics_name_the_file_as_given(
     with pytest.raises(SpecError) as caught:
         check_spec(Path("spec.yaml"), environ={})
     assert str(caught.value.diagnostics[0]).startswith("spec.yaml:1:10: version: ")
+
+
+def test_dates_and_binary_keep_the_text_they_were_written_as(tmp_path: Path) -> None:
+    # A spec holds JSON values; YAML would read these as a date and bytes.
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nproject: shop\napps:\n  web:\n    description: 2024-01-01\n"
+        "    routes:\n      - method: GET\n        path: /\n"
+        "        respond: {json: {when: 2024-01-01, raw: !!binary aGk=}}\n"
+    )
+    app = check_spec(spec, environ={}).spec.apps["web"]
+    assert app.description == "2024-01-01"
+    assert app.routes[0].action.json == {"when": "2024-01-01", "raw": "aGk="}
