@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import needs_chromium
 from tests.e2e.helpers import (
     RunApi,
     app_urls,
@@ -24,37 +23,13 @@ from tests.e2e.helpers import (
     github_payload,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT = 30_000  # ms, for Playwright's waits: generous, never an assertion about speed
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's Chromium is not at /usr/bin/chromium (browser tests never download one)",
-    ),
+    needs_chromium,
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def test_the_browser_examples_page_greets_the_person_who_clicks(

@@ -19,8 +19,8 @@ from fastapi import FastAPI
 
 from engine.runs.store import Run, RunStatus, RunStore
 from engine.server.console import LOG_TAIL, format_duration, make_console_router, read_log_tail
+from tests.conftest import needs_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "tok-console-must-never-show-this"
 SCRIPT = "<script>alert('x')</script>"
 
@@ -471,34 +471,9 @@ def test_format_duration(seconds: float, text: str) -> None:
 
 # In a real browser
 
-browser_test = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's Chromium is not at /usr/bin/chromium (browser tests never download one)",
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1100, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
-
 
 @pytest.mark.browser
-@browser_test
+@needs_chromium
 def test_a_person_opens_a_run_from_the_project_page(
     page: Any, console: str, store: RunStore, logs_dir: Path, tmp_path: Path
 ) -> None:
@@ -524,7 +499,7 @@ def test_a_person_opens_a_run_from_the_project_page(
 
 
 @pytest.mark.browser
-@browser_test
+@needs_chromium
 @pytest.mark.parametrize(
     ("status", "result", "shown", "text"),
     [
