@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -78,6 +79,7 @@ class ControlPlane:
         if not spec_path:
             return
         environ = dict(os.environ)
+        reason = ""
         try:
             prepared = prepare(Path(spec_path), environ, self.state)
         except EngineError as exc:
@@ -87,7 +89,9 @@ class ControlPlane:
         for record in sorted(records, key=lambda r: (order.get(r.name, 0), r.name)):
             if prepared and record.name in prepared.build.spec.apps:
                 spec = self.applier.process_spec(prepared, record.name, environ, 30.0)
-                spec = type(spec)(**{**spec.__dict__, "hash": record.hash})
+                # Recorded under the hash it was started with: a spec edited since then
+                # shows up as a change in the next plan, not as already applied.
+                spec = dataclasses.replace(spec, hash=record.hash)
             else:
                 why = reason if prepared is None else "it is no longer in the spec"
                 spec = stopped_app_spec(record.name, why, record.hash, self.layout.root)
