@@ -115,7 +115,8 @@ class _RunAction:
             log.error("run failed: %s", exc)
             return _error(500, f"Expression failed: {exc}")
         if self.allow is not None and task not in self.allow:
-            return _error(403, f"task {task!r} is not allowed here")
+            allowed = ", ".join(sorted(self.allow))
+            return _error(403, f"task {task!r} is not allowed here; allowed: {allowed}")
         try:
             run = await runs.start(str(task), {} if inputs is None else inputs)
             if self.wait is False:

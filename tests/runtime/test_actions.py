@@ -84,7 +84,7 @@ def test_dynamic_task_is_limited_by_allow(
     response = client.post("/run/fail", json={})
     assert (response.status_code, response.json()) == (
         403,
-        {"detail": "task 'fail' is not allowed here"},
+        {"detail": "task 'fail' is not allowed here; allowed: add-one, nonexistent"},
     )
     response = client.post("/run/nonexistent", json={})
     assert (response.status_code, response.json()) == (
