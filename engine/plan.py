@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from engine.compiler import Build
 from engine.secrets import secret_hash
-from engine.spec.model import App, Spec
+from engine.spec.model import App, Grant, Spec
 
 Action = Literal["create", "update", "replace", "delete", "unchanged"]
 SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "unchanged": " "}
@@ -64,6 +64,13 @@ class Plan:
     def changes(self) -> list[Step]:
         return [s for s in self.steps if s.action != "unchanged"]
 
+    def desired_hash(self, kind: str, name: str) -> str:
+        """The hash the plan wants `kind` `name` (app or task) to run at."""
+        step = next(s for s in self.steps if (s.kind, s.name) == (kind, name))
+        if step.hash is None:
+            raise KeyError(f"{kind} {name!r} is being deleted")
+        return step.hash
+
     def counts(self) -> dict[str, int]:
         """How many steps of each action."""
         counts = dict.fromkeys(SYMBOLS, 0)
@@ -104,18 +111,12 @@ class Plan:
         return "\n".join(lines) + "\n"
 
 
-def app_hash(build: Build, app: App, secret_hashes: Mapping[str, str]) -> str:
-    """An app's desired hash: its compiled artifact, its grants and its secrets' hashes."""
-    digest = hashlib.sha256(build.apps[app.name].content_hash.encode())
-    for grant in sorted(app.all_grants(), key=lambda g: g.secret):
-        digest.update(f"\0{grant}\0{secret_hashes.get(grant.secret, '')}".encode())
-    return digest.hexdigest()
-
-
-def task_hash(build: Build, name: str, spec: Spec, secret_hashes: Mapping[str, str]) -> str:
-    """A task's desired hash: its artifact and its secrets' hashes."""
-    digest = hashlib.sha256(build.tasks[name].content_hash.encode())
-    for grant in sorted(spec.tasks[name].grants, key=lambda g: g.secret):
+def _desired_hash(
+    content_hash: str, grants: tuple[Grant, ...], secret_hashes: Mapping[str, str]
+) -> str:
+    """An app's or task's desired hash: its compiled artifact, grants and secrets' hashes."""
+    digest = hashlib.sha256(content_hash.encode())
+    for grant in sorted(grants, key=lambda g: g.secret):
         digest.update(f"\0{grant}\0{secret_hashes.get(grant.secret, '')}".encode())
     return digest.hexdigest()
 
@@ -158,16 +159,18 @@ def make_plan(
     steps: dict[str, Step] = {}
     for name in sorted(spec.apps, key=lambda n: (order[n], n)):
         app = spec.apps[name]
-        steps[name] = _app_step(app, app_hash(build, app, hashes), apps.get(name), steps, order)
+        desired = _desired_hash(build.apps[name].content_hash, app.all_grants(), hashes)
+        steps[name] = _app_step(app, desired, apps.get(name), steps, order)
     result = list(steps.values())
     result += [
         Step("delete", "app", name, None, ("no longer in the spec",))
         for name in sorted(set(apps) - set(spec.apps))
     ]
     for name in sorted(spec.tasks):
-        desired = task_hash(build, name, spec, hashes)
+        task = spec.tasks[name]
+        desired = _desired_hash(build.tasks[name].content_hash, task.grants, hashes)
         recorded = tasks.get(name)
-        deps = spec.tasks[name].depends_on
+        deps = task.depends_on
         if recorded is None:
             result.append(Step("create", "task", name, desired, (), deps))
         elif recorded.hash != desired or any(steps[d].action != "unchanged" for d in deps):

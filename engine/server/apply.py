@@ -20,9 +20,9 @@ from typing import Any
 from engine.compiler import Build, compile_spec, write_module
 from engine.errors import ApplyError, EngineError, SpecError
 from engine.layout import Layout
-from engine.plan import Plan, Recorded, Step, app_hash, make_plan
+from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
-from engine.secrets import resolve_secrets, secret_hash
+from engine.secrets import resolve_secrets
 from engine.server.launch import ControlPlaneAddress, app_process, task_config
 from engine.server.supervisor import ProcessSpec, Supervisor
 from engine.spec import check_spec
@@ -182,8 +182,7 @@ class Applier:
         """How to run app `name` now, with its dependencies' current endpoints."""
         build = prepared.build
         app = build.spec.apps[name]
-        hashes = {n: secret_hash(n, v) for n, v in prepared.secrets.items()}
-        desired = app_hash(build, app, hashes)
+        desired = prepared.plan.desired_hash("app", name)
         folder = self.layout.app_build(name, desired)
         source = build.apps[name].source
         if source is not None:
