@@ -329,16 +329,10 @@ def status(directory: Path | None, as_json: bool) -> None:
 
     If the control plane died, it is started again and re-adopts the apps still running.
     """
-    from engine.client import (
-        Client,
-        ensure_control_plane,
-        find_project,
-        is_applied,
-        running_control_plane,
-    )
+    from engine.client import Client, ensure_control_plane, find_project, is_active
 
     layout = find_project(directory)
-    if not is_applied(layout) and running_control_plane(layout) is None:
+    if not is_active(layout):
         if as_json:
             _print_json({"project": layout.root.name, "control_plane": None, "apps": []})
         else:
@@ -397,16 +391,10 @@ def destroy(spec: Path | None, directory: Path | None) -> None:
 
     Only processes engine started (checked by pid and start time) are stopped.
     """
-    from engine.client import (
-        Client,
-        ensure_control_plane,
-        find_project,
-        is_applied,
-        running_control_plane,
-    )
+    from engine.client import Client, ensure_control_plane, find_project, is_active
 
     layout = find_project(spec.resolve().parent if spec else directory)
-    if not is_applied(layout) and running_control_plane(layout) is None:
+    if not is_active(layout):
         click.echo(f"Nothing to destroy in {layout.root}: no app is running.")
         return
     client = Client(ensure_control_plane(layout))

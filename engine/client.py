@@ -33,11 +33,12 @@ def find_project(directory: Path | None = None) -> Layout:
     )
 
 
-def is_applied(layout: Layout) -> bool:
-    """Whether the project was applied and not destroyed since."""
+def is_active(layout: Layout) -> bool:
+    """Whether the project is applied (and not destroyed since), or its control plane runs."""
     from engine.server.apply import PROJECT_FILE
 
-    return (layout.dir / PROJECT_FILE).exists()
+    applied = (layout.dir / PROJECT_FILE).exists()
+    return applied or running_control_plane(layout) is not None
 
 
 def connect(layout: Layout) -> ControlPlaneInfo:
@@ -45,7 +46,7 @@ def connect(layout: Layout) -> ControlPlaneInfo:
 
     A project that was never applied, or was destroyed, gets no new control plane.
     """
-    if not is_applied(layout) and running_control_plane(layout) is None:
+    if not is_active(layout):
         raise UsageError(
             f"nothing runs in {layout.root}: it was never applied, or it was destroyed; "
             "start it with `engine apply SPEC`"
@@ -101,29 +102,10 @@ def ensure_control_plane(layout: Layout) -> ControlPlaneInfo:
 
 def _healthy(info: ControlPlaneInfo) -> bool:
     try:
-        status, _ = _call(info.url, "GET", "/api/v1/health", timeout=2.0)
+        with _open(info.url, "GET", "/api/v1/health", timeout=2.0) as response:
+            return response.status == 200
     except OSError:
         return False
-    return status == 200
-
-
-def _call(
-    url: str,
-    method: str,
-    path: str,
-    *,
-    body: bytes | None = None,
-    headers: dict | None = None,
-    timeout: float | None = 30.0,
-) -> tuple[int, bytes]:
-    """One plain-HTTP call to the control plane on loopback: (status, body).
-
-    The standard library suffices here and starts in milliseconds; httpx would cost a
-    third of a second of imports and TLS set-up on every command.
-    """
-    response = _open(url, method, path, body=body, headers=headers, timeout=timeout)
-    with response:
-        return response.status, response.read()
 
 
 def _open(
@@ -137,6 +119,8 @@ def _open(
 ) -> http.client.HTTPResponse:
     address = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    # The standard library suffices for loopback and starts in milliseconds; httpx cost a
+    # third of a second of imports and TLS set-up on every command.
     connection.request(method, path, body=body, headers=headers or {})
     return connection.getresponse()
 
