@@ -19,6 +19,7 @@ from engine.spec.model import (
     SecretSource,
     Spec,
     Static,
+    Target,
     Task,
     Webhook,
     WebSocket,
@@ -38,7 +39,15 @@ def build_spec(doc: Document, path: Path, sha256: str) -> Spec:
         secrets={n: SecretSource(name=n, **_plain(s)) for n, s in _map(data, "secrets").items()},
         tasks={n: _task(doc, n, t) for n, t in _map(data, "tasks").items()},
         apps={n: _app(doc, n, a) for n, a in _map(data, "apps").items()},
+        targets=_targets(_map(data, "targets")),
     )
+
+
+def _targets(targets: dict[str, Any]) -> dict[str, Target]:
+    """Every target by name; `local` is there even when the spec does not name it."""
+    result = {"local": Target("local")}
+    result.update({n: Target(name=n, **_plain(t)) for n, t in targets.items()})
+    return result
 
 
 def _map(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class _Checker:
             self.check_task(("tasks", name), task)
         self.check_cycles()
         self.check_ports()
+        for name, target in (self.data.get("targets") or {}).items():
+            self.check_target(("targets", name), name, target)
 
     # references -------------------------------------------------------------------------
 
@@ -99,6 +101,13 @@ class _Checker:
             if keyword.iskeyword(part):
                 self.error(path, f"{part!r} is a Python keyword and cannot be imported; rename it")
                 return
+
+    def check_target(self, path: JsonPath, name: str, target: dict[str, Any]) -> None:
+        if name == "local" and target.get("backend") != "local":
+            self.error((*path, "backend"), "target 'local' is this machine; name this one otherwise")
+        for key in ("token", "run_store_password"):
+            if key in target:
+                self.reference((*path, key), target[key], "secret", self.secrets)
 
     # apps -------------------------------------------------------------------------------
 

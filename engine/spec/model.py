@@ -203,8 +203,33 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Target:
+    """Where a project runs: a backend and its options (unused ones stay None).
+
+    `run_store` is empty for SQLite in `.engine/`, or a PostgreSQL URL.
+    """
+
+    name: str
+    backend: Literal["local", "ray", "kubernetes"] = "local"
+    run_store: str = ""
+    run_store_password: str | None = None
+    address: str | None = None
+    token: str | None = None
+    serve_port: int = 8000
+    replica_cpus: float = 0.25
+    host: str | None = None
+    namespace: str | None = None
+    context: str | None = None
+    image: str | None = None
+
+
+LOCAL = Target("local")
+"""The target that always exists: this machine, runs in SQLite."""
+
+
+@dataclass(frozen=True)
 class Spec:
-    """A whole validated spec."""
+    """A whole validated spec. `targets` always holds `local`."""
 
     version: int
     project: str
@@ -213,6 +238,7 @@ class Spec:
     secrets: dict[str, SecretSource] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=lambda: {"local": LOCAL})
 
     @property
     def root(self) -> Path:
