@@ -104,7 +104,8 @@ class _Checker:
 
     def check_target(self, path: JsonPath, name: str, target: dict[str, Any]) -> None:
         if name == "local" and target.get("backend") != "local":
-            self.error((*path, "backend"), "target 'local' is this machine; name this one otherwise")
+            message = "target 'local' is always this machine; give this target another name"
+            self.error((*path, "backend"), message)
         for key in ("token", "run_store_password"):
             if key in target:
                 self.reference((*path, key), target[key], "secret", self.secrets)
