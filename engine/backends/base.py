@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import io
+import json
 import os
 import zipfile
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -173,12 +174,38 @@ class TaskUnit:
 
 @dataclass(frozen=True)
 class ProjectContext:
-    """What every unit of a project is told about the engine: its name and the run API."""
+    """What every unit of a project is told about the engine: its name and the run API.
+
+    `api_token` is a credential: a backend delivers it as `ENGINE_API_TOKEN` by the same
+    means as a secret, never in a config its target shows to others.
+    """
 
     project: str
     root: Path
     api_url: str
     api_token: str = field(repr=False)
+
+
+def unit_environment(
+    context: ProjectContext, unit: AppUnit | TaskUnit, endpoints: Mapping[str, str]
+) -> dict[str, str]:
+    """The non-secret environment every target gives `unit`: its declared `env`, the
+    endpoint of each app it depends on (as the dependency's variable), and the engine's
+    own variables. Targets add their base (PATH, HOME, ...), the secrets and the token."""
+    env = dict(unit.env)
+    reachable = {d.app: endpoints[d.app] for d in unit.depends_on if d.app in endpoints}
+    env.update({d.variable: reachable[d.app] for d in unit.depends_on if d.app in reachable})
+    own = "ENGINE_APP" if isinstance(unit, AppUnit) else "ENGINE_TASK"
+    env.update(
+        {
+            "ENGINE_PROJECT": context.project,
+            own: unit.name,
+            "ENGINE_API_URL": context.api_url,
+            "ENGINE_ENDPOINTS": json.dumps(dict(sorted(reachable.items()))),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
 
 
 # What a target runs
@@ -323,8 +350,9 @@ class TaskExecutor(Protocol):
 
     name: str
 
-    async def configure(self, units: Sequence[TaskUnit]) -> None:
-        """Make these the tasks it can run; a changed hash gets fresh workers (or jobs)."""
+    async def configure(self, units: Sequence[TaskUnit], endpoints: Mapping[str, str]) -> None:
+        """Make these the tasks it can run, given the current URL of every app; a changed
+        hash gets fresh workers (attempts already running finish on the old ones)."""
         ...
 
     async def run(self, attempt: Attempt) -> AttemptResult:
