@@ -176,6 +176,8 @@ class Applier:
                 else:
                     ready.append(step)
                     await emit(_step_event(step, "starting"))
+            if not ready:
+                continue
             units = [prepared.units.apps[s.name] for s in ready]
             results = await self.backend.deploy(units, endpoints, health_timeout)
             for step in ready:
@@ -183,7 +185,9 @@ class Applier:
         deletes = [s for s in plan.steps if s.action == "delete"]
         for step in deletes:
             await emit(_step_event(step, "stopping"))
-        await self.backend.remove([s.name for s in deletes if s.kind == "app"])
+        removed = [s.name for s in deletes if s.kind == "app"]
+        if removed:
+            await self.backend.remove(removed)
         for step in deletes:
             if step.kind == "task":
                 self.state.delete_task(step.name)
