@@ -91,7 +91,7 @@ def validate(spec: Path, target: str | None, as_json: bool) -> None:
     Each problem is printed as `file:line:col: json.path: message`, all of them at once;
     the exit code is 1 if there is any.
     """
-    from engine.spec import check_spec
+    from engine.load import check_spec
 
     try:
         checked = check_spec(spec, target=target)
@@ -144,7 +144,7 @@ def build(spec: Path, output: Path | None, templates: Path | None) -> None:
     gives the same bytes.
     """
     from engine.compiler import compile_spec, write_build
-    from engine.spec import load_spec
+    from engine.load import load_spec
 
     loaded = load_spec(spec)
     out = output or loaded.root / ".engine" / "build"

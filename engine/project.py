@@ -73,7 +73,7 @@ class Project:
 
     def validate(self, spec: Path) -> Any:
         """Check `spec` (for this project's target); returns `engine.spec.Checked`."""
-        from engine.spec import check_spec
+        from engine.load import check_spec
 
         return check_spec(spec, target=self.target)
 
@@ -154,8 +154,8 @@ class Project:
         A running control plane does the same checks itself (and answers the same errors),
         which spares a no-op apply loading the validator twice.
         """
+        from engine.load import check_spec
         from engine.secrets import resolve_secrets
-        from engine.spec import check_spec
 
         resolve_secrets(check_spec(spec, target=self.target).spec)
 

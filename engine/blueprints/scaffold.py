@@ -131,7 +131,7 @@ def _spec_text(blueprint: Blueprint, name: str, parameters: dict[str, Any], frag
 
 def write_project(project: Project, directory: Path) -> list[Path]:
     """Write `project` to `directory` once its spec validates; return the files written."""
-    from engine.spec import check_spec
+    from engine.load import check_spec
 
     check_empty(directory)
     with tempfile.TemporaryDirectory(prefix="engine-new-") as scratch:

@@ -18,8 +18,8 @@ import pytest
 from engine.backends.base import AppUnit, Backend, Deployed, DeployedState
 from engine.compiler import compile_spec
 from engine.events import DoneEvent, StepEvent
+from engine.load import load_spec
 from engine.plan import make_plan
-from engine.spec import load_spec
 from engine.units import build_units
 from tests.runtime.conftest import free_port
 
