@@ -54,7 +54,7 @@ def convert(blueprint: Blueprint, key: str, text: str) -> Any:
     except ValueError:
         if kind is None or "string" in kinds:
             return text
-        raise UsageError(f"--set {key}={text}: expected {' or '.join(kinds)}") from None
+        raise UsageError(f"--set {key}={text}: expected {' or '.join(map(str, kinds))}") from None
 
 
 def project_name(directory: Path, given: str | None) -> str:
