@@ -29,9 +29,7 @@ from engine.errors import EngineError, SpecError, UsageError
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="A folder of your own blueprints, overriding built-ins of the same name; repeatable.",
 )
-@click.option(
-    "--list", "show_list", is_flag=True, help="List the blueprints and their parameters."
-)
+@click.option("--list", "show_list", is_flag=True, help="List the blueprints and their parameters.")
 def new(
     blueprint: str | None,
     directory: Path | None,

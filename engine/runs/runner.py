@@ -29,6 +29,7 @@ from typing import Any
 
 from engine.runs.errors import UnknownRunError, UnknownTaskError
 from engine.runs.inputs import InputValidator
+from engine.runs.metrics import record_run
 from engine.runs.pool import Pool, TaskConfig
 from engine.runs.store import Run, RunStatus, RunStore
 
@@ -241,5 +242,6 @@ class Runner:
         self._enqueue(task, run_id)
 
     def _changed(self, run: Run) -> None:
+        record_run(run)
         for changes in self._subscribers.get(run.id, ()):
             changes.put_nowait(run)

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from engine.runtime import ConfigError, endpoint
+from engine.runtime.access import RequestLog
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import ApiKey, Auth, Bearer, resolve
 from engine.runtime.handlers import Handler
@@ -52,10 +53,17 @@ Answer = Callable[[Request, Parsed], Awaitable[Response]]
 
 
 def create_app(
-    *, project: str, name: str, description: str = "", health: str = "/health"
+    *,
+    project: str,
+    name: str,
+    description: str = "",
+    health: str = "/health",
+    metrics: bool = True,
 ) -> FastAPI:
-    """A FastAPI app with a health route, OpenAPI docs at /docs and one pooled HTTP client."""
+    """A FastAPI app with a health route, OpenAPI docs at /docs, `GET /metrics` (unless
+    `metrics` is False), request ids and access lines, and one pooled HTTP client."""
     state = Shared.from_env(project, name)
+    state.metrics = metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +90,13 @@ def create_app(
         return {"status": "healthy"}
 
     app.add_api_route(health, healthy, methods=["GET"], summary="Health check")
+    recorder = None
+    if metrics:
+        from engine.runtime.metrics import METRICS_PATH, RequestMetrics, metrics_endpoint
+
+        recorder = RequestMetrics(name)
+        app.add_api_route(METRICS_PATH, metrics_endpoint, methods=["GET"], include_in_schema=False)
+    app.add_middleware(RequestLog, metrics=recorder)
     return app
 
 
@@ -214,6 +229,7 @@ def add_websocket(
         heartbeat=heartbeat,
         max_message=max_message,
         max_connections=max_connections,
+        path=path,
     )
     app.add_api_websocket_route(path, socket)
 

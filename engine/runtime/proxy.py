@@ -10,6 +10,8 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from engine.runtime.access import HEADER, request_id
+
 __all__ = ["Proxy"]
 
 log = logging.getLogger("engine.runtime")
@@ -30,7 +32,8 @@ _HOP = frozenset(
         "content-length",
     }
 )
-_DROP_BACK = _HOP | {"content-encoding", "date", "server"}
+_DROP_BACK = _HOP | {"content-encoding", "date", "server", HEADER.lower()}
+_HOP_AND_ID = _HOP | {HEADER.lower()}
 _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?}")
 _TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
@@ -54,7 +57,10 @@ class Proxy:
 
     async def forward(self, request: Request, http: httpx.AsyncClient) -> Response:
         """Send `request` upstream and answer what it answered (502 if it cannot be reached)."""
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_AND_ID]
+        rid = request_id.get()
+        if rid is not None:  # the id this app answers with, the client's or a new one
+            headers.append((HEADER, rid))
         url = self.base_url + self.url_path(request)
         if request.url.query:
             url += "?" + request.url.query

@@ -12,7 +12,8 @@ that the sender's retry is handled.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from engine.runtime import secret
+from engine.runtime.access import request_id
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import Auth, resolve
 from engine.runtime.dedupe import DeliveryLog
@@ -30,6 +32,8 @@ from engine.runtime.signatures import BadSignature, standard_key, verify_github,
 __all__ = ["PROVIDERS", "Webhook"]
 
 PROVIDERS = ("github", "standard", "plain")
+
+log = logging.getLogger("engine.webhooks")
 
 
 class _Reject(Exception):
@@ -67,6 +71,12 @@ class Webhook:
         self.events = {name: compile_action(a) for name, a in (events or {}).items()}
         self.action = None if action is None else compile_action(action)
         self.max_body = max_body
+        self.path = path
+        self.count: Callable[[str], None] | None = None
+        if state.metrics:
+            from engine.runtime.metrics import webhook_delivery
+
+            self.count = webhook_delivery(state.name, path)
         self.log = None
         if dedupe and provider != "plain":
             self.log = DeliveryLog(_dedupe_file(state.data_dir()), path, dedupe)
@@ -79,13 +89,25 @@ class Webhook:
         return standard_key(value, var) if self.provider == "standard" else value.encode()
 
     async def __call__(self, request: Request) -> Response:
-        """The route's endpoint."""
+        """The route's endpoint; a refusal is logged with its reason (the detail answered,
+        which never holds a secret or a signature)."""
         try:
-            return await self._handle(request)
+            response, result = await self._handle(request)
         except _Reject as reject:
-            return reject.response
+            response, result = reject.response, "rejected"
+            log.warning(
+                "webhook %s refused a delivery with %d: %s (id=%s)",
+                self.path,
+                response.status_code,
+                reject,
+                request_id.get(),
+            )
+        if self.count is not None:
+            self.count(result)
+        return response
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request) -> tuple[Response, str]:
+        """The response and the delivery's result (see engine.runtime.metrics.WEBHOOKS)."""
         self._check_declared_length(request)
         denied = self.guard.check(request.headers)
         if denied:
@@ -95,12 +117,12 @@ class Webhook:
         body = self._parse(raw)
         event, delivery = self._event(request, body)
         if self.provider == "github" and event == "ping" and "ping" not in self.events:
-            return JSONResponse({"status": "pong"})
+            return JSONResponse({"status": "pong"}), "ignored"
         action = self.action if self.provider == "plain" else self.events.get(event or "")
         if action is None:
-            return JSONResponse({"status": "ignored"}, 202)
+            return JSONResponse({"status": "ignored"}, 202), "ignored"
         if delivery and self.log and not await run_in_threadpool(self.log.claim, delivery):
-            return JSONResponse({"status": "duplicate", "delivery": delivery})
+            return JSONResponse({"status": "duplicate", "delivery": delivery}), "duplicate"
         ctx = context(
             path=request.path_params,
             query=request.query_params,
@@ -111,9 +133,11 @@ class Webhook:
             endpoints=self.state.endpoints,
         )
         response = await action(ctx, self.state.runs())
-        if response.status_code >= 500 and delivery and self.log:
+        if response.status_code < 500:
+            return response, "accepted"
+        if delivery and self.log:
             await run_in_threadpool(self.log.release, delivery)
-        return response
+        return response, "failed"
 
     def _check_declared_length(self, request: Request) -> None:
         declared = request.headers.get("content-length")

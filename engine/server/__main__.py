@@ -20,6 +20,7 @@ import uvicorn
 
 from engine.backends.local import procs
 from engine.layout import Layout
+from engine.runtime.access import LOG_CONFIG
 from engine.server.app import create_control_plane
 from engine.server.launch import ControlPlaneAddress
 from engine.state import ControlPlaneInfo
@@ -64,7 +65,7 @@ async def _serve(layout: Layout, spec_path: Path | None) -> None:
     sock = _bind(preferred, required=pinned is not None)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = create_control_plane(layout, ControlPlaneAddress(url, token), spec_path)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=LOG_CONFIG, access_log=False))
     pid = os.getpid()
     ControlPlaneInfo(url, pid, procs.process_start_time(pid) or 0, token).write(layout.dir)
 

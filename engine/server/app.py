@@ -32,6 +32,7 @@ from engine.runs.store import RunStore
 from engine.server.apply import PROJECT_FILE, Applier, stopped_app_spec
 from engine.server.console import make_console_router
 from engine.server.launch import ControlPlaneAddress
+from engine.server.metrics import install_metrics
 from engine.server.routes import make_control_router
 from engine.server.targets import open_backend
 from engine.state import State
@@ -173,6 +174,7 @@ def create_control_plane(
         openapi_url="/api/openapi.json",
     )
     app.state.plane = plane
+    install_metrics(app, plane.store.unfinished, plane.apps)
     app.include_router(make_control_router(plane, api.token))
     app.include_router(make_router(plane.runner, plane.store, token=api.token, base_url=api.url))
     app.include_router(

@@ -12,11 +12,20 @@ there before it stops the old one.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import socket
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
+
+from engine.runtime.access import LOG_CONFIG
+
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # engine.runtime.metrics's, without importing it
 
 
 def _private(port: int) -> socket.socket:
@@ -37,11 +46,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sys.path.insert(0, args.app_dir)
     sockets = [socket.socket(fileno=args.fd), _private(args.health_port)]
-    config = uvicorn.Config(args.app, workers=args.workers, log_level="info")
+    config = uvicorn.Config(args.app, workers=args.workers, log_config=LOG_CONFIG, access_log=False)
     if args.workers > 1:
-        Multiprocess(config, sockets=sockets).run()
+        with multiprocess_dir(Path(args.app_dir)):
+            Multiprocess(config, sockets=sockets).run()
     else:
         uvicorn.Server(config).run(sockets=sockets)
+
+
+@contextlib.contextmanager
+def multiprocess_dir(app_dir: Path) -> Iterator[None]:
+    """A fresh folder of this process's own for the workers' metrics (prometheus_client's
+    multiprocess mode), set in the environment the workers inherit, removed at exit."""
+    folder = app_dir / f"metrics-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    os.environ[MULTIPROC_VARIABLE] = str(folder)
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
