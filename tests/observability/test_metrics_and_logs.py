@@ -40,7 +40,10 @@ apps:
         path: /add
         run: {task: add-one, inputs: {x: "${{ body.x }}"}, wait: true}
     webhooks:
-      - {path: /hook, provider: github, secret: hook-secret, events: {push: {respond: {json: {ok: true}}}}}
+      - path: /hook
+        provider: github
+        secret: hook-secret
+        events: {push: {respond: {json: {ok: true}}}}
     websockets:
       - {path: /echo, pattern: echo}
   quiet:
@@ -53,14 +56,14 @@ tasks:
     inputs: {x: {type: integer}}
 """
 
-HANDLERS = '''
+HANDLERS = """
 def item(item_id: str) -> dict:
     return {"id": int(item_id)}
 
 
 def add_one(x: int) -> dict:
     return {"y": x + 1}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +203,7 @@ def test_control_plane_metrics_count_runs_and_requests(
     info = project.control_plane()
     assert info is not None
     samples = scrape(info["url"])
-    finished = value(
-        samples, "engine_runs_finished_total", task="add-one", status="succeeded"
-    )
+    finished = value(samples, "engine_runs_finished_total", task="add-one", status="succeeded")
     assert finished == 2
     assert value(samples, "engine_run_duration_seconds_count", task="add-one") == 2
     created = value(
