@@ -66,8 +66,8 @@ def test_list_shows_each_parameter() -> None:
     lines = invoke("--list").output.splitlines()
     start = lines.index(next(line for line in lines if line.startswith("quickstart ")))
     assert lines[start + 1 : start + 4] == [
-        " " * 18 + "--set app=<string>  (default \"hello\") The app's name.",
-        " " * 18 + "--set greeting=<string>  (default \"Hello\") The word the app greets with.",
+        " " * 18 + '--set app=<string>  (default "hello") The app\'s name.',
+        " " * 18 + '--set greeting=<string>  (default "Hello") The word the app greets with.',
         " " * 18 + "--set port=<integer|null>  (default null) A fixed port for the app "
         "(default null, engine picks a free one).",
     ]
