@@ -501,9 +501,11 @@ def render(spec: Path, target: str, output: Path) -> None:
 
 
 def _register_new() -> None:
+    from engine.cli_dev import dev
     from engine.cli_new import new
 
     main.add_command(new)
+    main.add_command(dev)
 
 
 _register_new()
