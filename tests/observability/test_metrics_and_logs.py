@@ -197,9 +197,19 @@ def test_metrics_false_turns_the_route_off(urls: dict[str, str]) -> None:
 def test_control_plane_metrics_count_runs_and_requests(
     project: EngineProject, urls: dict[str, str]
 ) -> None:
+    run_ids = []
     for x in (1, 2):
-        response = httpx.post(f"{urls['front']}/add", json={"x": x}, timeout=30, trust_env=False)
+        headers = {"X-Request-ID": f"run-trace-{x}"}
+        response = httpx.post(
+            f"{urls['front']}/add", json={"x": x}, headers=headers, timeout=30, trust_env=False
+        )
         assert response.json()["outputs"] == {"y": x + 1}
+        run_ids.append(response.json()["id"])
+    # The app's run client passed each request id on to the run API, which logged the run.
+    plane_log = (project.engine_dir / "logs" / "control-plane.log").read_text()
+    assert '"POST /api/v1/runs" 201' in plane_log
+    for x, run_id in zip((1, 2), run_ids, strict=True):
+        assert f"run {run_id} of task add-one queued (request id run-trace-{x})" in plane_log
     info = project.control_plane()
     assert info is not None
     samples = scrape(info["url"])
