@@ -402,9 +402,19 @@ def destroy(spec: Path | None, directory: Path | None, target: str | None) -> No
     processes engine started (checked by pid and start time) are stopped; the run history
     stays.
     """
-    folder = (spec if spec.is_dir() else spec.resolve().parent) if spec else directory
-    project = _project(folder, target)
-    if project.destroy():
+    from engine.project import Project
+
+    if spec is not None:  # named: found even when its .engine/ is gone
+        project = Project.at(spec if spec.is_dir() else spec.resolve().parent, target)
+    else:
+        project = _project(directory, target)
+    result = project.destroy()
+    if result.swept:
+        click.echo(
+            f"Stopped {result.swept} process(es) of the project that its state no longer "
+            "knew of (found by the project's marker)."
+        )
+    if result.stopped:
         click.echo(f"Destroyed project in {project.root}: no app is running.")
     else:
         click.echo(f"Nothing to destroy in {project.root}: no app is running.")
