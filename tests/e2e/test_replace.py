@@ -136,3 +136,14 @@ def test_an_app_that_stops_answering_is_restarted(engine_project: ProjectFactory
     assert wait_for(lambda: httpx.get(after["url"], timeout=2).status_code == 200)
     log = (project.engine_dir / "logs" / "api.log").read_text()
     assert "did not answer its health check 3 times in a row; restarting it" in log
+
+
+def test_a_user_can_pin_the_control_planes_port(engine_project: ProjectFactory) -> None:
+    spec = "version: 1\nproject: pinned\napps:\n  api:\n"
+    spec += "    routes: [{method: GET, path: /, respond: {json: ok}}]\n"
+    project = engine_project({"spec.yaml": spec})
+    port = free_port()
+    env = {**project.env, "ENGINE_CONTROL_PLANE_PORT": str(port)}
+    result = project.ok("apply", "spec.yaml", env=env)
+    assert f"Console: http://127.0.0.1:{port}/" in result.stdout
+    assert project.api_status()["control_plane"]["url"] == f"http://127.0.0.1:{port}"
