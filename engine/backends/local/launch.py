@@ -50,6 +50,7 @@ def app_process(
             write_module(unit.bundle.generated, folder)
         argv = [sys.executable, "-m", "engine.backends.local.serve", "--fd", FD]
         argv += ["--health-port", HEALTH_PORT, "--workers", str(unit.replicas)]
+        argv += ["--health-path", unit.health]
         argv += [str(folder), f"{MODULE}:app"]
     elif isinstance(unit.command, str):
         argv = ["/bin/sh", "-c", unit.command]
