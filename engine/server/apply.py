@@ -3,8 +3,8 @@
 The plan decides what changes; this executor only dispatches on each step's action. A
 level's apps are handed to `Backend.deploy` together, once every app they depend on is
 healthy; an app that fails keeps its previous version serving, and the apps that depend
-on it are skipped. Every step is reported as an event dict, which the control plane
-streams to the CLI.
+on it are skipped. Every step is reported as a typed event (`engine.events`), which the
+control plane streams to the CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends.base import Backend, Deployed
-from engine.backends.local.supervisor import ProcessSpec
 from engine.compiler import Build, compile_spec
 from engine.errors import EngineError, SpecError
 from engine.events import (
@@ -251,15 +250,3 @@ def _step_event(
     step: Step, status: str, *, url: str | None = None, error: str | None = None
 ) -> StepEvent:
     return StepEvent(step.kind, step.name, step.action, status, url, error)
-
-
-def stopped_app_spec(name: str, reason: str, record_hash: str, root: Path) -> ProcessSpec:
-    """A stand-in for an app that cannot be restarted: it exits at once, saying why."""
-    message = f"engine: cannot restart {name}: {reason}; run `engine apply` to start it again"
-    return ProcessSpec(
-        name=name,
-        argv=["/bin/sh", "-c", 'echo "$1" >&2; exit 1', "sh", message],
-        env={},
-        cwd=root,
-        hash=record_hash,
-    )
