@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from engine.backends.base import Locate
+from typing import TYPE_CHECKING
+
 from engine.errors import Diagnostic, UsageError
-from engine.spec.model import Spec, Target
-from engine.units import Units
+
+if TYPE_CHECKING:  # kept out of the import: every task worker imports this package
+    from engine.backends.base import Locate
+    from engine.spec.model import Spec, Target
+    from engine.units import Units
 
 
 def check(target: Target, spec: Spec, locate: Locate) -> list[Diagnostic]:
