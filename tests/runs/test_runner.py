@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.backends.base import NewRun, Run, RunStore, TaskUnit
 from engine.errors import RunInputError
 from engine.runs.errors import UnknownTaskError
-from engine.backends.base import NewRun, Run, RunStore, TaskUnit
 from engine.runs.runner import WORKER_LOST
 from engine.runs.store import RunStatus
 from engine.runs.store.sqlite import SQLiteRunStore
@@ -45,10 +45,10 @@ def test_unknown_task_and_bad_inputs_are_refused_before_storing(tmp_path: Path, 
     async def scenario() -> None:
         async with running(tmp_path / "runs.db", [task("add", inputs={"x": {}})]) as runner:
             with pytest.raises(UnknownTaskError) as unknown:
-                (await runner.submit("ad", {"x": 1})).run
+                await runner.submit("ad", {"x": 1})
             assert str(unknown.value) == "unknown task 'ad'; did you mean 'add'?"
             with pytest.raises(RunInputError) as bad:
-                (await runner.submit("add", {})).run
+                await runner.submit("add", {})
             assert (bad.value.field, bad.value.message) == ("x", "'x' is a required property")
             assert await runner.store.list_runs() == []
 
