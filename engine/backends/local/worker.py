@@ -10,9 +10,10 @@ there), one JSON object per line each way:
     worker -> executor  {"id", "attempt", "ok": true, "outputs"}
                       | {"id", "attempt", "ok": false, "error"}
 
-Before replying, the worker writes the reply to `result_path` too (atomically): a control
-plane killed while the run was in flight has lost the socket, and its successor reads the
-result from there. The worker exits when the socket closes (or a reply cannot be sent).
+A control plane killed while a run was in flight cannot read its reply: when the socket
+ends (or a reply cannot be sent) before the next job, which shows the last reply was
+read, the worker writes that reply to the job's `result_path` (atomically) for the next
+control plane, then exits. `{"stop": true}` ends it without.
 
 fds 1 and 2 are a pipe (`Output`) copied into the current run's log file, up to `log_cap`
 bytes of file; at the cap one line says so and the rest is dropped. A failure's traceback
@@ -209,12 +210,21 @@ def serve(sock: socket.socket, spec: str, output: Output) -> int:
         send(sock, {"ready": False, "error": f"cannot import {spec}: {describe(exc)}"})
         return 1
     send(sock, {"ready": True})
-    with sock.makefile("rb") as lines:
-        for line in lines:
-            job = json.loads(line)
-            reply = execute(handler, job, output)
-            keep(job.get("result_path"), reply)
-            send(sock, reply)
+    unread: tuple[str | None, dict[str, Any]] | None = None
+    try:
+        with sock.makefile("rb") as lines:
+            for line in lines:
+                unread = None  # a job comes only once the last reply was read
+                job = json.loads(line)
+                if job.get("stop"):
+                    return 0
+                reply = execute(handler, job, output)
+                unread = (job.get("result_path"), reply)
+                send(sock, reply)
+    except OSError:  # the control plane is gone: it may not have read the last reply
+        pass
+    if unread is not None:
+        keep(*unread)
     return 0
 
 
@@ -228,10 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     with socket.socket(fileno=args.fd) as sock:
-        try:
-            return serve(sock, args.handler, Output())
-        except (BrokenPipeError, ConnectionResetError):  # the control plane is gone
-            return 0
+        return serve(sock, args.handler, Output())
 
 
 if __name__ == "__main__":
