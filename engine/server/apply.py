@@ -32,7 +32,7 @@ from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
-from engine.server.launch import ControlPlaneAddress, task_config
+from engine.server.launch import ControlPlaneAddress
 from engine.state import State
 from engine.units import Units, build_units
 
@@ -223,21 +223,9 @@ class Applier:
         endpoints: Mapping[str, str],
         emit: Emit | None = None,
     ) -> None:
-        """Give the runner every task of the spec, with its environment; record them."""
-        spec = prepared.build.spec
-        configs = [
-            task_config(
-                spec,
-                task,
-                layout=self.layout,
-                environ=environ,
-                secrets=prepared.secrets,
-                endpoints={d: endpoints[d] for d in task.depends_on if d in endpoints},
-                api=self.api,
-            )
-            for task in spec.tasks.values()
-        ]
-        await self.runner.configure(configs)
+        """Give the runner every task of the spec (its executor makes their environment,
+        given the apps' current `endpoints`); record them."""
+        await self.runner.configure(list(prepared.units.tasks.values()), endpoints)
         for step in prepared.plan.steps:
             if step.kind == "task" and step.hash is not None:
                 self.state.put_task(step.name, step.hash)
