@@ -22,7 +22,7 @@ import yaml
 from engine import __version__
 from engine.backends.base import AppUnit, Attempt, ProjectContext, TaskUnit, unit_environment
 from engine.backends.kubernetes import names as n
-from engine.backends.kubernetes.pods import BUNDLE_KEY, Obj, app_pod, container_port, task_pod
+from engine.backends.kubernetes.pods import BUNDLE_KEY, Obj, app_pod, task_pod
 from engine.errors import UsageError
 
 MAX_BUNDLE = 900 * 1024
