@@ -44,7 +44,7 @@ def check(target: Target, spec: Spec, locate: Locate) -> list[Diagnostic]:
 
 def render(target: Target, units: Units, context: ProjectContext) -> dict[str, bytes]:
     """The manifests of every app and task, as {file name: YAML bytes}."""
-    from engine.backends.kubernetes.render import render_files
+    from engine.backends.kubernetes.manifests import render_files
 
     return render_files(target, units.apps, units.tasks, context)
 
@@ -56,7 +56,7 @@ def create(
     from engine.backends.kubernetes.api import Cluster
     from engine.backends.kubernetes.cluster import KubernetesBackend
     from engine.backends.kubernetes.jobs import JobExecutor
-    from engine.backends.kubernetes.render import Site
+    from engine.backends.kubernetes.manifests import Site
 
     site = Site.of(target, context)
     cluster = Cluster(site.namespace, target.context)

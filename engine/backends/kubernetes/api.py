@@ -23,8 +23,8 @@ from typing import Any
 
 import urllib3
 
+from engine.backends.kubernetes.manifests import to_yaml
 from engine.backends.kubernetes.names import MANAGER
-from engine.backends.kubernetes.render import to_yaml
 from engine.errors import ApplyError, UsageError
 
 Obj = dict[str, Any]

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from engine.backends.base import AppUnit, ProjectContext, TaskUnit
 from engine.backends.kubernetes import names as n
 from engine.backends.kubernetes.api import Cluster, Obj
-from engine.backends.kubernetes.render import Site, parent, secrets
+from engine.backends.kubernetes.manifests import Site, parent, secrets
 
 
 class ApplySet:
@@ -25,8 +25,11 @@ class ApplySet:
         self.context = context
 
     async def apply(self, objects: Iterable[Obj]) -> None:
-        """Apply each object in order (one server-side apply each)."""
+        """Apply each object in order (one server-side apply each). A bundle is immutable and
+        named by its version's hash: one that exists already is that version, left as is."""
         for obj in objects:
+            if _is_bundle(obj) and await self.cluster.get("ConfigMap", obj["metadata"]["name"]):
+                continue
             await self.cluster.apply(obj)
 
     async def apply_secrets(self, units: Sequence[AppUnit | TaskUnit]) -> None:
@@ -73,6 +76,10 @@ class ApplySet:
         if not users:
             await self.cluster.delete("ConfigMap", n.parent_name(self.site.project))
         return stale
+
+
+def _is_bundle(obj: Obj) -> bool:
+    return obj["kind"] == "ConfigMap" and obj["metadata"]["labels"].get(n.COMPONENT) == "bundle"
 
 
 def _listed(obj: Obj) -> list[str]:

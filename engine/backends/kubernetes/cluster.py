@@ -21,7 +21,7 @@ from engine.backends.kubernetes import names as n
 from engine.backends.kubernetes import status
 from engine.backends.kubernetes.api import Cluster, Obj
 from engine.backends.kubernetes.applyset import ApplySet
-from engine.backends.kubernetes.render import Site, app_objects
+from engine.backends.kubernetes.manifests import Site, app_objects
 
 
 class KubernetesBackend:
@@ -157,8 +157,11 @@ class KubernetesBackend:
                 yield line
             return
         lines = self.cluster.follow(pod, "app", tail)
-        while (line := await asyncio.to_thread(_next, lines)) is not None:
-            yield line
+        while True:
+            followed = await asyncio.to_thread(_next, lines)
+            if followed is None:
+                return
+            yield followed
 
     async def close(self) -> None:
         """Nothing to release: apps keep running, and each call opened its own request."""

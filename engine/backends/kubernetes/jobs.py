@@ -29,7 +29,7 @@ from engine.backends.base import (
 from engine.backends.kubernetes import status
 from engine.backends.kubernetes.api import Cluster, Obj
 from engine.backends.kubernetes.applyset import ApplySet
-from engine.backends.kubernetes.render import Site, bundle, job
+from engine.backends.kubernetes.manifests import Site, bundle, job
 from engine.backends.kubernetes.task import result_of
 
 HANDLE_KIND = "kubernetes-job"
@@ -59,7 +59,7 @@ class JobExecutor:
         tasks = {}
         for unit in units:
             config = bundle(self.site, unit)
-            await self.cluster.apply(config)
+            await self.members.apply([config])
             tasks[unit.name] = (unit, config["metadata"]["name"])
         await self.members.prune_bundles("task", None, {b for _, b in tasks.values()})
         await self.members.prune_secrets()

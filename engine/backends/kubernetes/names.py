@@ -93,10 +93,12 @@ def secret_name(secret: str) -> str:
     return f"engine-secret-{secret}"
 
 
-def bundle_name(kind: str, name: str, digest: str) -> str:
-    """The immutable ConfigMap of one version's bundle: content-addressed, so a new version
-    is a new object (and its pods roll) and an old one can be pruned once unused."""
-    return f"{kind}-{name}-bundle-{short(digest)}"
+def bundle_name(kind: str, name: str, hash: str) -> str:
+    """The immutable ConfigMap of one version's bundle, named by the plan's hash: a new
+    version is a new object (so its pods roll), an old one is pruned once unused. Not by the
+    zip's digest: the generated module's header names the spec file's sha256, so editing
+    one app would change every app's zip, and roll every app."""
+    return f"{kind}-{name}-bundle-{short(hash)}"
 
 
 def job_name(task: str, run_id: str, attempt: int) -> str:

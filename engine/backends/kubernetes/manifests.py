@@ -123,7 +123,7 @@ def bundle(site: Site, unit: AppUnit | TaskUnit) -> Obj:
             "data) out of the spec's folder, or build an image that contains them "
             "(see docs/kubernetes.md, 'Bundles and images')"
         )
-    meta = site.metadata(n.bundle_name(kind, unit.name, unit.bundle.digest()), "bundle", unit.name)
+    meta = site.metadata(n.bundle_name(kind, unit.name, unit.hash), "bundle", unit.name)
     meta["annotations"] = {n.HASH: unit.hash, n.SECRETS: _secret_list(unit)}
     return {
         "apiVersion": "v1",
