@@ -49,6 +49,10 @@ class Stub:
     objects: dict[tuple[str, str], Obj] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)
+    auto_available: bool = True
+    """Whether an applied Deployment is available at once (else a test makes it so)."""
+    forbidden: set[str] = field(default_factory=set)
+    """Resources (`secrets`) whose writes are answered 403, as RBAC would."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def calls(self, method: str) -> list[Request]:
@@ -73,18 +77,23 @@ class Stub:
         """Play the Deployment controller: every replica updated and available."""
         with self.lock:
             obj = self.objects[("deployments", name)]
-            replicas = obj["spec"].get("replicas", 1)
-            obj["status"] = {
-                "observedGeneration": obj["metadata"]["generation"],
-                "replicas": replicas,
-                "updatedReplicas": replicas,
-                "readyReplicas": replicas,
-                "availableReplicas": replicas,
-                "conditions": [
-                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                    {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-                ],
-            }
+            obj["status"] = available(obj)
+
+
+def available(deployment: Obj) -> Obj:
+    """The status of a Deployment whose every replica is updated and available."""
+    replicas = deployment["spec"].get("replicas", 1)
+    return {
+        "observedGeneration": deployment["metadata"]["generation"],
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        ],
+    }
 
 
 def _matches(obj: Obj, selector: str) -> bool:
@@ -167,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
         request, rest = self._record()
         if not self._authorised(request):
             return
+        if rest[0] in self.server.stub.forbidden:
+            message = f'{rest[0]} "{rest[1]}" is forbidden: User "ci" cannot patch resource'
+            return self._send(403, _status(403, message))
         if request.content_type != "application/apply-patch+yaml":
             return self._send(415, _status(415, f"unsupported patch type {request.content_type}"))
         if "fieldManager" not in request.query:
@@ -188,6 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
             meta["generation"] = generation + 1 if changed else generation
             meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
             obj["status"] = (old or {}).get("status", {}) if not changed else {}
+            if rest[0] == "deployments" and stub.auto_available:
+                obj["status"] = available(obj)
             stub.objects[key] = obj
             return self._send(200, obj)
 
