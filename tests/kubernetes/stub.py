@@ -231,7 +231,7 @@ def serve(namespace: str) -> tuple[_Server, Stub]:
     """Start a stub API server on a free port of 127.0.0.1, in a thread."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.stub = Stub(namespace)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server, server.stub
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.backends.base import Backend, DeployedState
+from engine.backends.base import Backend, Deployed, DeployedState
 from engine.backends.kubernetes import create, render
 from engine.backends.kubernetes import names as n
 from engine.errors import ApplyError, UsageError
@@ -207,18 +207,19 @@ def test_a_rollout_past_its_progress_deadline_fails_with_the_controllers_message
     unit = example_units("quickstart")[0].apps["hello"]
     stub.auto_available = False
 
-    async def main() -> dict[str, object]:
+    async def main() -> dict[str, Deployed]:
         task = asyncio.create_task(backend.deploy([unit], {}, 5))
         while ("deployments", "hello") not in stub.objects:
             await asyncio.sleep(0.01)
         message = 'ReplicaSet "hello-1" has timed out progressing.'
-        stub.set_status("deployments", "hello", {"conditions": [
-            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": message}]})  # fmt: skip
-        return await task  # type: ignore[no-any-return]
+        exceeded = {"type": "Progressing", "status": "False", "message": message,
+                    "reason": "ProgressDeadlineExceeded"}  # fmt: skip
+        stub.set_status("deployments", "hello", {"conditions": [exceeded]})
+        return await task
 
     result = asyncio.run(main())["hello"]
-    assert result.state == DeployedState.FAILED  # type: ignore[attr-defined]
-    assert result.detail == (  # type: ignore[attr-defined]
+    assert result.state == DeployedState.FAILED
+    assert result.detail == (
         "app 'hello' did not roll out: ReplicaSet \"hello-1\" has timed out progressing."
     )
     observed = asyncio.run(backend.observe())["hello"]
