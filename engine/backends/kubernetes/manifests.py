@@ -233,8 +233,9 @@ def job(
     }
 
 
-class _Dumper(yaml.SafeDumper):
-    """Safe YAML without anchors: every object spelled out, as strict validators expect."""
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Safe YAML without anchors: every object spelled out, as strict validators expect.
+    libyaml's emitter when PyYAML has it (twice as fast; the same bytes)."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
