@@ -238,7 +238,7 @@ def apply(target: Path, timeout: float, wait_lock: bool) -> None:
         payload = {
             "spec_path": str(spec.resolve()),
             "spec_label": str(spec),
-            "environ": environment(),
+            "environ": environment(spec),
             "expect": expect,
             "health_timeout": timeout,
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
+import re
 import sys
 import time
 import urllib.parse
@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.backends.local import procs
 from engine.errors import ControlPlaneError, UsageError
 from engine.layout import Layout
-from engine.server import procs
 from engine.state import ControlPlaneInfo
 
 START_TIMEOUT = 30.0
@@ -73,17 +73,9 @@ def ensure_control_plane(layout: Layout) -> ControlPlaneInfo:
     info = live_control_plane(layout)
     if info is not None:
         return info
-    layout.logs.mkdir(parents=True, exist_ok=True)
     log_path = layout.control_plane_log
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "engine.server", str(layout.dir)],
-            cwd=layout.root,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = [sys.executable, "-m", "engine.server", str(layout.dir)]
+    process = procs.spawn_detached(argv, control_plane_environment(layout), layout.root, log_path)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -217,6 +209,39 @@ def _detail(status: int, body: bytes) -> str:
     return f"{detail} (HTTP {status})"
 
 
-def environment() -> dict[str, str]:
-    """The applying user's environment, handed to the control plane for secrets and ${VAR}."""
-    return dict(os.environ)
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def referenced_variables(spec_path: Path) -> set[str]:
+    """The environment variables a spec can read: each `${VAR}` in its text, and each
+    secret's `env:` source (read without loading the whole spec)."""
+    try:
+        text = spec_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    names = set(_REFERENCE.findall(text))
+    names.update(re.findall(r"\benv:\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)", text))
+    return names
+
+
+def environment(spec_path: Path | None) -> dict[str, str]:
+    """What of the user's environment the control plane gets: the minimal base, the
+    variables the spec references, and engine's own `ENGINE_*` settings; never the rest."""
+    from engine.backends.local.environment import BASE_VARIABLES
+
+    wanted = set(BASE_VARIABLES) | (referenced_variables(spec_path) if spec_path else set())
+    return {k: v for k, v in os.environ.items() if k in wanted or k.startswith("ENGINE_")}
+
+
+def control_plane_environment(layout: Layout) -> dict[str, str]:
+    """The environment a new control plane starts with: `environment()` for the applied spec
+    (it reloads that spec after a restart), plus what Python needs to find engine."""
+    from engine.server.apply import PROJECT_FILE
+
+    try:
+        spec_path = Path(json.loads((layout.dir / PROJECT_FILE).read_text())["spec_path"])
+    except (OSError, ValueError, KeyError):
+        spec_path = None
+    env = environment(spec_path)
+    env.update({k: os.environ[k] for k in ("PYTHONPATH", "VIRTUAL_ENV") if k in os.environ})
+    return env

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import uvicorn
 
+from engine.backends.local import procs
 from engine.layout import Layout
-from engine.server import procs
 from engine.server.app import create_control_plane
 from engine.server.launch import ControlPlaneAddress
 from engine.state import ControlPlaneInfo

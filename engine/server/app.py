@@ -23,15 +23,17 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from engine import __version__
+from engine.backends.base import ProjectContext
+from engine.backends.local.backend import LocalBackend
+from engine.backends.local.environment import base_environment
 from engine.errors import EngineError
 from engine.layout import Layout
 from engine.runs.api import make_router, require_token
 from engine.runs.runner import Runner
 from engine.runs.store import RunStore
-from engine.server.apply import PROJECT_FILE, Applier, prepare, stopped_app_spec
+from engine.server.apply import PROJECT_FILE, Applier, stopped_app_spec
 from engine.server.console import make_console_router
 from engine.server.launch import ControlPlaneAddress
-from engine.server.supervisor import Supervisor
 from engine.state import State
 
 log = logging.getLogger("engine.server")
@@ -50,15 +52,17 @@ class ApplyRequest(BaseModel):
 class ControlPlane:
     """The parts of a running control plane, and what ties them together."""
 
-    def __init__(self, layout: Layout, api: ControlPlaneAddress) -> None:
+    def __init__(self, layout: Layout, api: ControlPlaneAddress, target: str = "local") -> None:
         self.layout = layout
         self.api = api
+        self.target = target
         layout.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.state = State(layout.dir)
         self.store = RunStore(layout.dir / "runs.db")
         self.runner = Runner(self.store, layout.run_logs, api.url)
-        self.supervisor = Supervisor(self.state, layout.logs)
-        self.applier = Applier(layout, self.state, self.supervisor, self.runner, api)
+        context = ProjectContext(self.project, layout.root, api.url, api.token)
+        self.backend = LocalBackend(context, layout, self.state, base_environment(os.environ))
+        self.applier = Applier(layout, self.state, self.backend, self.runner, api, target=target)
         self.shutdown: asyncio.Event = asyncio.Event()
 
     @property
@@ -81,35 +85,38 @@ class ControlPlane:
         environ = dict(os.environ)
         reason = ""
         try:
-            prepared = prepare(Path(spec_path), environ, self.state)
+            prepared = await asyncio.to_thread(self.applier.prepare, Path(spec_path), environ)
         except EngineError as exc:
             log.warning("cannot load %s to restart apps: %s", spec_path, exc)
             prepared, reason = None, str(exc).splitlines()[0]
         order = {s.name: s.level for s in prepared.plan.steps} if prepared else {}
+        endpoints = {r.name: r.url for r in records if r.url}
         for record in sorted(records, key=lambda r: (order.get(r.name, 0), r.name)):
-            if prepared and record.name in prepared.build.spec.apps:
-                spec = self.applier.process_spec(prepared, record.name, environ, 30.0)
+            if prepared and record.name in prepared.units.apps:
+                unit = prepared.units.apps[record.name]
+                spec = self.backend.process_spec(unit, endpoints)
                 # Recorded under the hash it was started with: a spec edited since then
                 # shows up as a change in the next plan, not as already applied.
                 spec = dataclasses.replace(spec, hash=record.hash)
             else:
                 why = reason if prepared is None else "it is no longer in the spec"
                 spec = stopped_app_spec(record.name, why, record.hash, self.layout.root)
-            await self.supervisor.adopt(record, spec)
+            await self.backend.adopt(record, spec)
         if prepared:
-            await self.applier.configure_tasks(prepared, environ)
+            await self.applier.configure_tasks(prepared, environ, endpoints)
 
     def status(self) -> dict[str, Any]:
         """What `engine status --json` prints."""
         return {
             "project": self.project,
             "control_plane": {"url": self.api.url, "pid": os.getpid()},
-            "apps": self.supervisor.status(),
+            "target": self.target,
+            "apps": self.backend.status(),
         }
 
     async def destroy(self) -> None:
         """Stop every app and the runner, forget them, and let the process exit."""
-        await self.supervisor.stop_all()
+        await self.backend.stop_all()
         for record in self.state.apps():
             self.state.delete_app(record.name)
         for name in list(self.state.tasks()):
@@ -132,7 +139,7 @@ def create_control_plane(layout: Layout, api: ControlPlaneAddress) -> FastAPI:
             yield
         finally:
             await plane.runner.stop()
-            await plane.supervisor.aclose()
+            await plane.backend.close()
             plane.store.close()
             plane.state.close()
 
@@ -171,7 +178,7 @@ def create_control_plane(layout: Layout, api: ControlPlaneAddress) -> FastAPI:
     app.include_router(
         make_console_router(
             project=lambda: plane.project,
-            apps=plane.supervisor.status,
+            apps=plane.backend.status,
             store=plane.store,
             token=api.token,
         )
