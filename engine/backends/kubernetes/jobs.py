@@ -72,8 +72,7 @@ class JobExecutor:
             return AttemptResult(Outcome.FAILED, error=f"task {attempt.task!r} is not configured")
         unit, bundle_name = known
         obj = job(self.site, unit, self.context, attempt, bundle_name)
-        await self.cluster.apply(obj)
-        return await self._follow(attempt.run_id, obj["metadata"]["name"])
+        return await self._follow(attempt.run_id, obj["metadata"]["name"], obj)
 
     def handle(self, run_id: str) -> AttemptHandle | None:
         """The Job that runs `run_id`'s attempt now."""
@@ -86,9 +85,13 @@ class JobExecutor:
             return None
         return await self._follow(attempt.run_id, handle.ref)
 
-    async def _follow(self, run_id: str, name: str) -> AttemptResult:
+    async def _follow(self, run_id: str, name: str, start: Obj | None = None) -> AttemptResult:
+        # The handle is known before the Job exists: a crash right after the apply must
+        # leave a handle that finds it.
         self._running[run_id] = name
         try:
+            if start is not None:
+                await self.cluster.apply(start)
             return await self._wait(name)
         except asyncio.CancelledError:
             await asyncio.shield(self.cluster.delete("Job", name))
