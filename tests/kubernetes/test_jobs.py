@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,24 @@ def test_configure_prunes_the_bundles_of_task_versions_no_longer_there(
     assert deleted == sorted(
         b for b in before if b.startswith(("task-fail-", "task-slow-sum-", "task-process-order-"))
     )
+
+
+def test_a_running_jobs_bundle_outlives_its_version_until_the_job_ends(
+    stub: Stub, tmp_path: Path
+) -> None:
+    jobs = executor(tmp_path)
+    greet = example_units(EXAMPLE)[0].tasks["greet"]
+    old = next(b for b in stub.names("configmaps") if b.startswith("task-greet-bundle-"))
+
+    async def main() -> None:
+        run = asyncio.create_task(jobs.run(attempt()))
+        name = await controller(stub)(lambda name: None)
+        await jobs.configure([replace(greet, hash="f" * 64)], {})
+        assert old in stub.names("configmaps")  # the Job's pod may not have started yet
+        pod(stub, name, 'ENGINE_RESULT {"ok": true, "outputs": null}\n')
+        end(stub, name, "Complete")
+        await run
+        await jobs.configure([replace(greet, hash="f" * 64)], {})
+        assert old not in stub.names("configmaps")
+
+    asyncio.run(main())

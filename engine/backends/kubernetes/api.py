@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -50,11 +51,13 @@ class Cluster:
         self.namespace = namespace
         self.context = context
         self._api: Any = None
+        self._loading = threading.Lock()  # calls run in threads: load the kubeconfig once
 
     def _client(self) -> Any:
-        if self._api is None:
-            self._api = _load(self.context)
-        return self._api
+        with self._loading:
+            if self._api is None:
+                self._api = _load(self.context)
+            return self._api
 
     def _path(self, kind: str, name: str | None = None) -> str:
         prefix, plural = KINDS[kind]

@@ -26,6 +26,7 @@ from engine.backends.base import (
     ProjectContext,
     TaskUnit,
 )
+from engine.backends.kubernetes import names as n
 from engine.backends.kubernetes import status
 from engine.backends.kubernetes.api import Cluster, Obj
 from engine.backends.kubernetes.applyset import ApplySet
@@ -53,17 +54,31 @@ class JobExecutor:
         self._running: dict[str, str] = {}
 
     async def configure(self, units: Sequence[TaskUnit], endpoints: Mapping[str, str]) -> None:
-        """Apply the tasks' Secrets and bundles; prune bundles of versions no longer here.
-        A Job already running keeps the bundle its pod unpacked at start."""
+        """Apply the tasks' Secrets and bundles; prune the bundles of versions no longer
+        here, except those of Jobs still running (a pod not yet started needs its own)."""
         await self.members.apply_secrets(units)
         tasks = {}
         for unit in units:
             config = bundle(self.site, unit)
             await self.members.apply([config])
             tasks[unit.name] = (unit, config["metadata"]["name"])
-        await self.members.prune_bundles("task", None, {b for _, b in tasks.values()})
+        keep = {b for _, b in tasks.values()} | await self._bundles_in_use()
+        await self.members.prune_bundles("task", None, keep)
         await self.members.prune_secrets()
         self._tasks = tasks
+
+    async def _bundles_in_use(self) -> set[str]:
+        """The bundle ConfigMaps of this project's Jobs that have not ended."""
+        found = await self.cluster.select(
+            "Job", {n.INSTANCE: self.site.project, n.COMPONENT: "task"}
+        )
+        return {
+            volume["configMap"]["name"]
+            for obj in found
+            if status.job_end(obj) is None
+            for volume in obj["spec"]["template"]["spec"].get("volumes", [])
+            if "configMap" in volume
+        }
 
     async def run(self, attempt: Attempt) -> AttemptResult:
         """Start the attempt's Job and wait for its end; cancelling deletes the Job."""

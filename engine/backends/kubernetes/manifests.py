@@ -24,6 +24,7 @@ from engine.backends.base import AppUnit, Attempt, ProjectContext, TaskUnit, uni
 from engine.backends.kubernetes import names as n
 from engine.backends.kubernetes.pods import BUNDLE_KEY, Obj, app_pod, task_pod
 from engine.errors import UsageError
+from engine.spec.model import Target
 
 MAX_BUNDLE = 900 * 1024
 """A ConfigMap holds at most 1 MiB; leave room for its metadata."""
@@ -43,8 +44,8 @@ class Site:
     api_url: str
 
     @classmethod
-    def of(cls, target: Any, context: ProjectContext) -> Site:
-        """The site of `target` (a spec Target with `namespace` and `image`)."""
+    def of(cls, target: Target, context: ProjectContext) -> Site:
+        """Where `target` puts the project of `context`."""
         return cls(
             context.project,
             target.namespace or "default",
@@ -271,7 +272,10 @@ def objects(
 
 
 def render_files(
-    target: Any, apps: Mapping[str, AppUnit], tasks: Mapping[str, TaskUnit], context: ProjectContext
+    target: Target,
+    apps: Mapping[str, AppUnit],
+    tasks: Mapping[str, TaskUnit],
+    context: ProjectContext,
 ) -> dict[str, bytes]:
     """Every object of the project as {file name: YAML bytes}, sorted by file name."""
     site = Site.of(target, context)
