@@ -222,3 +222,14 @@ def test_a_running_jobs_bundle_outlives_its_version_until_the_job_ends(
         assert old not in stub.names("configmaps")
 
     asyncio.run(main())
+
+
+def test_inputs_too_big_for_a_pods_environment_fail_before_any_job(
+    stub: Stub, tmp_path: Path
+) -> None:
+    jobs = executor(tmp_path)
+    big = Attempt("run-big", "greet", 1, {"name": "x" * 200_000})
+    result = asyncio.run(jobs.run(big))
+    assert result.outcome == Outcome.FAILED
+    assert result.error is not None and result.error.startswith("the run's inputs are 195 KiB")
+    assert stub.names("jobs") == []

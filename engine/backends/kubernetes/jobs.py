@@ -16,6 +16,7 @@ Jobs are not ApplySet members, so no apply prunes a running one; a finished Job 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 
 from engine.backends.base import (
@@ -34,6 +35,8 @@ from engine.backends.kubernetes.manifests import Site, bundle, job
 from engine.backends.kubernetes.task import result_of
 
 HANDLE_KIND = "kubernetes-job"
+MAX_INPUTS = 100 * 1024
+"""Inputs travel in one environment variable, which Linux caps at 128 KiB."""
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
@@ -86,6 +89,12 @@ class JobExecutor:
         if known is None:
             return AttemptResult(Outcome.FAILED, error=f"task {attempt.task!r} is not configured")
         unit, bundle_name = known
+        size = len(json.dumps(dict(attempt.inputs)))
+        if size > MAX_INPUTS:
+            error = (f"the run's inputs are {size // 1024} KiB; a Kubernetes Job is given at "
+                     f"most {MAX_INPUTS // 1024} KiB (ENGINE_RUN_INPUTS): pass a reference "
+                     "to the data (a URL, an object key) instead")  # fmt: skip
+            return AttemptResult(Outcome.FAILED, error=error)
         obj = job(self.site, unit, self.context, attempt, bundle_name)
         return await self._follow(attempt.run_id, obj["metadata"]["name"], obj)
 

@@ -101,9 +101,14 @@ def bundle_name(kind: str, name: str, hash: str) -> str:
     return f"{kind}-{name}-bundle-{short(hash)}"
 
 
+def run_hash(run_id: str) -> str:
+    """A run id as a label value: run ids need not be valid ones, so they are hashed."""
+    return short(hashlib.sha256(run_id.encode()).hexdigest())
+
+
 def job_name(task: str, run_id: str, attempt: int) -> str:
-    """A DNS label for one attempt of a run: run ids are not labels, so they are hashed."""
-    tail = f"-{short(hashlib.sha256(run_id.encode()).hexdigest())}-{attempt}"
+    """A DNS label for one attempt of a run: `<task>-<run hash>-<attempt>`."""
+    tail = f"-{run_hash(run_id)}-{attempt}"
     return f"{task[: 63 - len(tail)].rstrip('-')}{tail}"
 
 
