@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import SpecError
+from engine.errors import Diagnostic, SpecError
 from engine.spec import check_spec
+from engine.spec.model import Spec
 from tests.kubernetes.units import EXAMPLES
 
 TARGETS = """
@@ -51,3 +52,22 @@ def test_a_command_app_runs_with_its_include_files_or_an_image_that_has_them(
         text.replace("    health: /health\n", "    health: /health\n    include: [server.py]\n")
     )
     assert check_spec(spec, environ={}, target="prod").spec
+
+
+def test_the_package_is_found_by_the_backend_name_and_renders_twice() -> None:
+    from engine.backends import backend_module
+    from tests.kubernetes.units import TARGET, example_units
+
+    module = backend_module("kubernetes")
+    units, context = example_units("quickstart")
+    # Twice: a submodule named like a package function would replace it after one call.
+    assert module.render(TARGET, units, context) == module.render(TARGET, units, context)
+    assert module.check(TARGET, load_quickstart(), _never) == []
+
+
+def load_quickstart() -> Spec:
+    return check_spec(EXAMPLES / "quickstart" / "spec.yaml", environ={}).spec
+
+
+def _never(path: tuple[str | int, ...], message: str) -> Diagnostic:
+    raise AssertionError(f"{path}: {message}")
