@@ -248,6 +248,13 @@ def test_logs_come_from_the_apps_newest_pod(stub: Stub, tmp_path: Path) -> None:
     log = [r for r in stub.requests if r.path.endswith("/log")][-1]
     assert log.query == {"container": "app", "tailLines": "2"}
 
+    async def follow() -> list[str]:  # the stub ends the stream where a cluster would wait
+        return [line async for line in backend.logs("hello", tail=1, follow=True)]
+
+    assert asyncio.run(follow()) == ["hello-b three"]
+    log = [r for r in stub.requests if r.path.endswith("/log")][-1]
+    assert log.query == {"container": "app", "tailLines": "1", "follow": "true"}
+
 
 def test_an_api_error_is_an_apply_error_without_the_request_body(
     stub: Stub, tmp_path: Path
