@@ -285,3 +285,39 @@ def test_an_unreachable_api_is_an_apply_error_naming_it(
         ApplyError, match=f"cannot reach the Kubernetes API at http://127.0.0.1:{port}"
     ):
         asyncio.run(backend.observe())
+
+
+def test_a_namespace_holding_another_project_is_refused_untouched(
+    stub: Stub, tmp_path: Path
+) -> None:
+    first, _ = backends("app-calls-app", tmp_path)
+    asyncio.run(deploy_all(first, "app-calls-app"))
+    before = (len(stub.calls("PATCH")), len(stub.calls("DELETE")))
+    backend, executor = backends("quickstart", tmp_path)
+    unit = example_units("quickstart")[0].apps["hello"]
+    result = asyncio.run(backend.deploy([unit], {}, 5))["hello"]
+    assert (result.state, result.detail) == (
+        DeployedState.FAILED,
+        "app 'hello' was not applied: namespace 'shop' already holds engine project "
+        "'app-calls-app'; give each project its own namespace",
+    )
+    with pytest.raises(ApplyError, match="already holds engine project 'app-calls-app'"):
+        asyncio.run(executor.configure([], {}))
+    assert (len(stub.calls("PATCH")), len(stub.calls("DELETE"))) == before
+
+
+def test_an_app_named_like_an_object_not_of_this_project_is_refused(
+    stub: Stub, tmp_path: Path
+) -> None:
+    stub.put("deployments", {"metadata": {"name": "backend", "labels": {"team": "payments"}}})
+    backend, _ = backends("app-calls-app", tmp_path)
+    units = example_units("app-calls-app")[0].apps
+    results = asyncio.run(backend.deploy([units["backend"]], {}, 5))
+    assert results["backend"].state == DeployedState.FAILED
+    assert "a Deployment named 'backend' in namespace 'shop' is not this project's" in (
+        results["backend"].detail
+    )
+    assert stub.objects[("deployments", "backend")]["metadata"]["labels"] == {"team": "payments"}
+    assert not [
+        r for r in stub.calls("PATCH") if r.resource.startswith(("deployments", "services"))
+    ]

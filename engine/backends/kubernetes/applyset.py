@@ -36,6 +36,24 @@ class ApplySet:
         """The parent first (so a pruner knows the member kinds), then the units' Secrets."""
         await self.apply([parent(self.site), *secrets(self.site, units, self.context.api_token)])
 
+    async def neighbour(self) -> str | None:
+        """Another engine project living in this namespace, if any: each project needs its
+        own, since app names are Service names and Secrets share their names."""
+        wanted = {n.COMPONENT: "applyset", n.MANAGED_BY: n.MANAGER}
+        projects = {
+            p["metadata"]["labels"].get(n.PART_OF, "?")
+            for p in await self.cluster.select("ConfigMap", wanted)
+        }
+        others = sorted(projects - {self.site.project})
+        return others[0] if others else None
+
+    async def foreign(self, kind: str, name: str) -> bool:
+        """Whether an object `name` of `kind` exists that is not a member of this ApplySet
+        (a server-side apply with force would silently take it over)."""
+        found = await self.cluster.get(kind, name)
+        labels = (found or {}).get("metadata", {}).get("labels") or {}
+        return found is not None and labels.get(n.APPLYSET_MEMBER) != self.site.applyset
+
     async def members(self, kind: str, **labels: str) -> list[Obj]:
         """This ApplySet's members of `kind` with these (standard-label) values."""
         wanted = {n.APPLYSET_MEMBER: self.site.applyset}

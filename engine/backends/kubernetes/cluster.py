@@ -48,7 +48,12 @@ class KubernetesBackend:
         self, units: Sequence[AppUnit], endpoints: Mapping[str, str], timeout: float
     ) -> dict[str, Deployed]:
         """Apply one level and wait (up to `timeout` s) for each Deployment to roll out.
-        Endpoints are the Services' names, so `endpoints` is not needed."""
+        Endpoints are the Services' names, so `endpoints` is not needed. An app whose
+        Deployment or Service name is taken by an object not of this project is refused."""
+        refused = await self._refused(units)
+        units = [u for u in units if u.name not in refused]
+        if not units:
+            return refused
         await self.members.apply_secrets(units)
         bundles = {}
         for unit in units:
@@ -61,7 +66,29 @@ class KubernetesBackend:
             if result.ok:
                 await self.members.prune_bundles("app", unit.name, {bundles[unit.name]})
         await self.members.prune_secrets()
-        return {r.name: r for r in results}
+        return refused | {r.name: r for r in results}
+
+    async def _refused(self, units: Sequence[AppUnit]) -> dict[str, Deployed]:
+        namespace = self.site.namespace
+        neighbour = await self.members.neighbour()
+        if neighbour is not None:
+            why = (f"namespace {namespace!r} already holds engine project {neighbour!r}; "
+                   "give each project its own namespace")  # fmt: skip
+            return {u.name: self._not_applied(u, why) for u in units}
+        refused = {}
+        for unit in units:
+            taken = [
+                k for k in ("Deployment", "Service") if await self.members.foreign(k, unit.name)
+            ]
+            if taken:
+                why = (f"a {taken[0]} named {unit.name!r} in namespace {namespace!r} is not "
+                       "this project's; rename the app, or remove that object")  # fmt: skip
+                refused[unit.name] = self._not_applied(unit, why)
+        return refused
+
+    def _not_applied(self, unit: AppUnit, why: str) -> Deployed:
+        detail = f"app {unit.name!r} was not applied: {why}"
+        return Deployed(unit.name, "", DeployedState.FAILED, self.url(unit.name), detail)
 
     async def _rollout(self, unit: AppUnit, deadline: float, timeout: float) -> Deployed:
         while True:

@@ -33,6 +33,7 @@ from engine.backends.kubernetes.api import Cluster, Obj
 from engine.backends.kubernetes.applyset import ApplySet
 from engine.backends.kubernetes.manifests import Site, bundle, job
 from engine.backends.kubernetes.task import result_of
+from engine.errors import ApplyError
 
 HANDLE_KIND = "kubernetes-job"
 MAX_INPUTS = 100 * 1024
@@ -59,6 +60,12 @@ class JobExecutor:
     async def configure(self, units: Sequence[TaskUnit], endpoints: Mapping[str, str]) -> None:
         """Apply the tasks' Secrets and bundles; prune the bundles of versions no longer
         here, except those of Jobs still running (a pod not yet started needs its own)."""
+        neighbour = await self.members.neighbour()
+        if neighbour is not None:
+            raise ApplyError(
+                f"namespace {self.site.namespace!r} already holds engine project {neighbour!r}; "
+                "give each project its own namespace"
+            )
         await self.members.apply_secrets(units)
         tasks = {}
         for unit in units:

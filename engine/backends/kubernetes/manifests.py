@@ -76,6 +76,7 @@ def parent(site: Site) -> Obj:
             },
             "labels": {
                 n.APPLYSET_ID: site.applyset,
+                n.COMPONENT: "applyset",
                 n.MANAGED_BY: n.MANAGER,
                 n.PART_OF: site.project,
             },
