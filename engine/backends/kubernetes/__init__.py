@@ -11,11 +11,12 @@ every Job's pod (`python -m engine.backends.kubernetes.task`) stays light.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.backends.base import Locate, ProjectContext
-from engine.errors import Diagnostic
+from engine.errors import Diagnostic, UsageError
 from engine.spec.model import Spec, Target
 
 if TYPE_CHECKING:
@@ -53,6 +54,11 @@ def create(
     target: Target, context: ProjectContext, state_dir: Path, secrets: Any = None
 ) -> tuple[KubernetesBackend, JobExecutor]:
     """The backend and task executor of `target`; no cluster is contacted until first use."""
+    if importlib.util.find_spec("kubernetes") is None:
+        raise UsageError(
+            f"target {target.name!r} needs the Kubernetes client, which is not installed; "
+            "install it with: pip install 'engine[kubernetes]'"
+        )
     from engine.backends.kubernetes.api import Cluster
     from engine.backends.kubernetes.cluster import KubernetesBackend
     from engine.backends.kubernetes.jobs import JobExecutor
