@@ -214,7 +214,10 @@ def test_a_rollout_past_its_progress_deadline_fails_with_the_controllers_message
         message = 'ReplicaSet "hello-1" has timed out progressing.'
         exceeded = {"type": "Progressing", "status": "False", "message": message,
                     "reason": "ProgressDeadlineExceeded"}  # fmt: skip
-        stub.set_status("deployments", "hello", {"conditions": [exceeded]})
+        generation = stub.objects[("deployments", "hello")]["metadata"]["generation"]
+        stub.set_status(
+            "deployments", "hello", {"observedGeneration": generation, "conditions": [exceeded]}
+        )
         return await task
 
     result = asyncio.run(main())["hello"]

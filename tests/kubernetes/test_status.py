@@ -95,3 +95,13 @@ def test_a_rollout_is_done_only_when_every_replica_is_new_and_available(
 )
 def test_a_jobs_end_is_read_from_its_conditions(conditions: list[Any], end: str | None) -> None:
     assert status.job_end({"status": {"conditions": conditions}}) == end
+
+
+def test_a_past_versions_deadline_is_not_this_versions() -> None:
+    exceeded = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": "timed out"}  # fmt: skip
+    stale = {"metadata": {"generation": 5}, "status": {"observedGeneration": 4,
+             "conditions": [exceeded]}}  # fmt: skip
+    assert status.deadline_exceeded(stale) is None
+    stale["status"]["observedGeneration"] = 5
+    assert status.deadline_exceeded(stale) == "timed out"

@@ -31,13 +31,19 @@ def condition(obj: Obj, kind: str) -> Obj | None:
     return None
 
 
+def observed(deployment: Obj) -> bool:
+    """Whether the controller has seen the current spec: its status is about this version."""
+    seen = (deployment.get("status") or {}).get("observedGeneration", 0)
+    return bool(seen >= deployment["metadata"].get("generation", 1))
+
+
 def rolled_out(deployment: Obj) -> bool:
     """Whether every replica runs the current template and is available (old pods gone)."""
     status = deployment.get("status") or {}
     wanted = deployment.get("spec", {}).get("replicas", 1)
     available = condition(deployment, "Available")
     return (
-        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 1)
+        observed(deployment)
         and status.get("updatedReplicas", 0) == wanted
         and status.get("availableReplicas", 0) >= wanted
         and status.get("replicas", 0) == wanted
@@ -47,8 +53,9 @@ def rolled_out(deployment: Obj) -> bool:
 
 
 def deadline_exceeded(deployment: Obj) -> str | None:
-    """The message of a rollout past its progress deadline, else None."""
-    progressing = condition(deployment, "Progressing")
+    """The message of a rollout past its progress deadline, else None (also while the
+    controller has not seen the current spec: the condition may be the last version's)."""
+    progressing = condition(deployment, "Progressing") if observed(deployment) else None
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return str(progressing.get("message") or "ProgressDeadlineExceeded")
     return None
