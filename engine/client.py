@@ -21,12 +21,12 @@ from engine.state import ControlPlaneInfo
 START_TIMEOUT = 30.0
 
 
-def find_project(directory: Path | None = None) -> Layout:
+def find_project(directory: Path | None = None, target: str = "local") -> Layout:
     """The project whose `.engine/` is in `directory` or its parents (like git finds `.git`)."""
     start = (directory or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         if (folder / ".engine").is_dir():
-            return Layout(folder)
+            return Layout(folder, target)
     raise UsageError(
         f"no engine project in {start} or its parents (no .engine/ folder); "
         "run `engine apply SPEC` first, or point at the project with -C DIR"
@@ -68,13 +68,19 @@ def live_control_plane(layout: Layout) -> ControlPlaneInfo | None:
     return info if info is not None and _healthy(info) else None
 
 
-def ensure_control_plane(layout: Layout) -> ControlPlaneInfo:
-    """The running control plane, starting one (which re-adopts the apps) if there is none."""
+def ensure_control_plane(layout: Layout, spec: Path | None = None) -> ControlPlaneInfo:
+    """The running control plane, starting one (which re-adopts the apps) if there is none.
+
+    A target other than `local` needs its spec to open its backend: `spec`, or the one
+    last applied.
+    """
     info = live_control_plane(layout)
     if info is not None:
         return info
     log_path = layout.control_plane_log
     argv = [sys.executable, "-m", "engine.server", str(layout.dir)]
+    if spec is not None:
+        argv.append(str(spec.resolve()))
     process = procs.spawn_detached(argv, control_plane_environment(layout), layout.root, log_path)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -110,7 +116,8 @@ def _open(
     timeout: float | None = 30.0,
 ) -> http.client.HTTPResponse:
     address = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    host = address.hostname or "127.0.0.1"
+    connection = http.client.HTTPConnection(host, address.port, timeout=timeout)
     # The standard library suffices for loopback and starts in milliseconds; httpx cost a
     # third of a second of imports and TLS set-up on every command.
     connection.request(method, path, body=body, headers=headers or {})
@@ -170,6 +177,14 @@ class Client:
             if response.status >= 400:
                 raise ControlPlaneError(_detail(response.status, body))
             return body
+
+    def lines(self, path: str, params: dict[str, Any]) -> Iterator[str]:
+        """GET a text answer and yield its lines as they arrive (e.g. a followed log)."""
+        with self._send("GET", path, params=params, timeout=None) as response:
+            if response.status >= 400:
+                raise ControlPlaneError(_detail(response.status, response.read()))
+            for line in response:
+                yield line.decode("utf-8", errors="replace")
 
     def stream(self, path: str, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """POST `payload` and yield each JSON line of the answer as it arrives."""

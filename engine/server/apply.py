@@ -20,16 +20,24 @@ from engine.backends.base import Backend, Deployed
 from engine.backends.local.supervisor import ProcessSpec
 from engine.compiler import Build, compile_spec
 from engine.errors import EngineError, SpecError
+from engine.events import (
+    ApplyEvent,
+    DoneEvent,
+    ErrorEvent,
+    PlanEvent,
+    StepEvent,
+    WarningsEvent,
+)
 from engine.layout import Layout
+from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
 from engine.server.launch import ControlPlaneAddress, task_config
-from engine.spec import check_spec
 from engine.state import State
 from engine.units import Units, build_units
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
+Emit = Callable[[ApplyEvent], Awaitable[None]]
 PROJECT_FILE = "project.json"
 
 
@@ -123,14 +131,14 @@ class Applier:
             try:
                 prepared = await asyncio.to_thread(self.prepare, spec_path, environ, label)
             except SpecError as exc:
-                await emit({"event": "error", "errors": [str(d) for d in exc.diagnostics]})
+                await emit(ErrorEvent(tuple(str(d) for d in exc.diagnostics)))
                 return False
             except EngineError as exc:
-                await emit({"event": "error", "errors": [str(exc)]})
+                await emit(ErrorEvent((str(exc),)))
                 return False
             plan = prepared.plan
             if prepared.warnings:
-                await emit({"event": "warnings", "warnings": list(prepared.warnings)})
+                await emit(WarningsEvent(prepared.warnings))
             # A saved plan is carried out only if it is still exactly what would be done:
             # the steps' hashes cover the spec, the handlers' sources and the secrets.
             if expect is not None and json.loads(json.dumps(plan.to_dict())) != expect:
@@ -139,9 +147,9 @@ class Applier:
                     "the running system changed since it was made; run `engine plan -o FILE` "
                     "again"
                 )
-                await emit({"event": "error", "errors": [message]})
+                await emit(ErrorEvent((message,)))
                 return False
-            await emit({"event": "plan", "plan": plan.to_dict(), "text": plan.render()})
+            await emit(PlanEvent(plan.to_dict(), plan.render()))
             apply_id = self.state.begin_apply(plan.spec_sha256)
             ok = await self._execute(prepared, environ, emit, health_timeout)
             (self.layout.dir / PROJECT_FILE).write_text(
@@ -151,8 +159,8 @@ class Applier:
             )
             summary = json.dumps(plan.counts())
             self.state.finish_apply(apply_id, "ok" if ok else "failed", summary)
-            apps = [d.to_dict() for d in (await self.backend.observe()).values()]
-            await emit({"event": "done", "ok": ok, "apps": apps})
+            apps = tuple(sorted((await self.backend.observe()).values(), key=lambda d: d.name))
+            await emit(DoneEvent(ok, apps, self.api.url))
             return ok
 
     async def _execute(
@@ -239,15 +247,10 @@ class Applier:
                     await emit(_step_event(step, "ready"))
 
 
-def _step_event(step: Step, status: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "event": "step",
-        "kind": step.kind,
-        "name": step.name,
-        "action": step.action,
-        "status": status,
-        **extra,
-    }
+def _step_event(
+    step: Step, status: str, *, url: str | None = None, error: str | None = None
+) -> StepEvent:
+    return StepEvent(step.kind, step.name, step.action, status, url, error)
 
 
 def stopped_app_spec(name: str, reason: str, record_hash: str, root: Path) -> ProcessSpec:

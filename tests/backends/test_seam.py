@@ -17,8 +17,9 @@ import pytest
 
 from engine.backends.base import AppUnit, Backend, Deployed, DeployedState
 from engine.compiler import compile_spec
+from engine.events import DoneEvent, StepEvent
+from engine.load import load_spec
 from engine.plan import make_plan
-from engine.spec import load_spec
 from engine.units import build_units
 from tests.runtime.conftest import free_port
 
@@ -197,8 +198,8 @@ def apply_with(backend: FakeBackend, tmp_path: Path, text: str) -> list[dict[str
     return events
 
 
-def steps(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(e["name"], e["status"]) for e in events if e["event"] == "step"]
+def steps(events: list[Any]) -> list[tuple[str, str]]:
+    return [(e.name, e.status) for e in events if isinstance(e, StepEvent)]
 
 
 def test_the_executor_deploys_level_by_level(tmp_path: Path) -> None:
@@ -217,7 +218,7 @@ def test_a_failed_dependency_skips_its_dependents(tmp_path: Path) -> None:
     assert ("mid", "failed") in steps(events)
     assert ("top", "skipped") in steps(events)
     assert backend.calls == [("deploy", ("base", "side")), ("deploy", ("mid",))]
-    assert events[-1]["event"] == "done" and events[-1]["ok"] is False
+    assert isinstance(events[-1], DoneEvent) and events[-1].ok is False
 
 
 def test_stable_endpoints_restart_no_dependent(tmp_path: Path) -> None:
@@ -246,7 +247,12 @@ def test_deletes_and_the_event_stream(tmp_path: Path) -> None:
     events = apply_with(backend, tmp_path, SPEC.split("  side:")[0])
     assert backend.calls[-1] == ("remove", ("side",))
     assert steps(events) == [("side", "stopping"), ("side", "deleted")]
-    assert [e["event"] for e in events] == ["plan", "step", "step", "done"]
+    assert [type(e).__name__ for e in events] == [
+        "PlanEvent",
+        "StepEvent",
+        "StepEvent",
+        "DoneEvent",
+    ]
     assert isinstance(FakeBackend(True), Backend)
 
 

@@ -313,7 +313,7 @@ def test_logs_tail_and_unknown_app(shop: EngineProject) -> None:
 
     unknown = shop.run("logs", "no-such-app")
     assert unknown.returncode == 1, str(unknown)
-    assert "no log for app 'no-such-app'" in unknown.stderr
+    assert "no app 'no-such-app'" in unknown.stderr
     assert "backend" in unknown.stderr  # names the apps that do have logs
     assert "Traceback" not in unknown.output
 

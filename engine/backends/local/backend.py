@@ -109,6 +109,8 @@ class LocalBackend:
     async def logs(self, name: str, tail: int = 100, follow: bool = False) -> AsyncIterator[str]:
         """The last `tail` lines of the app's log, then new ones as they come if `follow`."""
         path = self.layout.logs / f"{name}.log"
+        if not path.exists():  # never started
+            return
         with path.open(errors="replace") as f:
             for line in f.readlines()[-tail:] if tail > 0 else []:
                 yield line
