@@ -24,8 +24,8 @@ from engine.backends.base import ProjectContext
 from engine.backends.kubernetes import render
 from engine.backends.kubernetes.manifests import Site, objects
 from engine.compiler import compile_spec
+from engine.load import load_spec
 from engine.plan import make_plan
-from engine.spec import load_spec
 from engine.spec.model import Target
 from engine.units import build_units
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Any
 
 from engine.backends.kubernetes import create
+from engine.events import ApplyEvent, DoneEvent
 from engine.layout import Layout
 from engine.server.apply import Applier
 from engine.server.launch import ControlPlaneAddress
@@ -35,12 +35,12 @@ class NoRunner:
         pass
 
 
-def apply(project: Path) -> list[dict[str, Any]]:
-    """One `engine apply --target k8s` of the spec in `project`."""
+def apply(project: Path) -> DoneEvent:
+    """One `engine apply --target k8s` of the spec in `project`; its last event."""
     spec = project / "spec.yaml"
-    events: list[dict[str, Any]] = []
+    events: list[ApplyEvent] = []
 
-    async def emit(event: dict[str, Any]) -> None:
+    async def emit(event: ApplyEvent) -> None:
         events.append(event)
 
     async def main() -> None:
@@ -62,7 +62,8 @@ def apply(project: Path) -> list[dict[str, Any]]:
                 state.put_app(AppRecord(name, deployed.hash, "running", url=deployed.url))
 
     asyncio.run(main())
-    return events
+    assert isinstance(events[-1], DoneEvent), events
+    return events[-1]
 
 
 def test_apply_rolls_out_only_what_changed_and_prunes_what_is_gone(
@@ -71,16 +72,16 @@ def test_apply_rolls_out_only_what_changed_and_prunes_what_is_gone(
     project = tmp_path / "app-calls-app"
     shutil.copytree(EXAMPLES / "app-calls-app", project)
     (project / "spec.yaml").write_text((project / "spec.yaml").read_text() + TARGETS)
-    done = apply(project)[-1]
-    assert done["event"] == "done" and done["ok"], done
-    assert {a["name"]: a["url"] for a in done["apps"]} == {
+    done = apply(project)
+    assert done.ok, done
+    assert {a.name: a.url for a in done.apps} == {
         "backend": "http://backend.shop.svc:80",
         "frontend": "http://frontend.shop.svc:80",
     }
     first = len(stub.requests)
     backend_py = project / "backend.py"
     backend_py.write_text(backend_py.read_text() + "\n# changed\n")
-    assert apply(project)[-1]["ok"]
+    assert apply(project).ok
     patched = {r.resource for r in stub.requests[first:] if r.method == "PATCH"}
     # A Service's name outlives its pods: frontend keeps its endpoint and is not touched.
     assert "deployments/backend" in patched and "deployments/frontend" not in patched
@@ -88,6 +89,6 @@ def test_apply_rolls_out_only_what_changed_and_prunes_what_is_gone(
     text = (project / "spec.yaml").read_text()
     start, end = text.index("  frontend:"), text.index("targets:")
     (project / "spec.yaml").write_text(text[:start] + text[end:])
-    assert apply(project)[-1]["ok"]
+    assert apply(project).ok
     assert stub.names("deployments") == ["backend"]
     assert stub.names("services") == ["backend"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import Diagnostic, SpecError
-from engine.spec import check_spec
+from engine.load import check_spec
 from engine.spec.model import Spec
 from tests.kubernetes.units import EXAMPLES
 

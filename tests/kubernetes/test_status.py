@@ -100,8 +100,8 @@ def test_a_jobs_end_is_read_from_its_conditions(conditions: list[Any], end: str 
 def test_a_past_versions_deadline_is_not_this_versions() -> None:
     exceeded = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                 "message": "timed out"}  # fmt: skip
-    stale = {"metadata": {"generation": 5}, "status": {"observedGeneration": 4,
-             "conditions": [exceeded]}}  # fmt: skip
+    status_of = {"observedGeneration": 4, "conditions": [exceeded]}
+    stale: dict[str, Any] = {"metadata": {"generation": 5}, "status": status_of}
     assert status.deadline_exceeded(stale) is None
     stale["status"]["observedGeneration"] = 5
     assert status.deadline_exceeded(stale) == "timed out"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from engine.backends.base import ProjectContext
 from engine.compiler import compile_spec
+from engine.load import load_spec
 from engine.plan import make_plan
-from engine.spec import load_spec
 from engine.spec.model import Target
 from engine.units import Units, build_units
 
