@@ -32,6 +32,7 @@ def test_render_writes_private_deterministic_manifests(tmp_path: Path) -> None:
     (project / "spec.yaml").write_text((project / "spec.yaml").read_text() + TARGET)
     first, second = render(project, "one"), render(project, "two")
     assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
     files = sorted(p.relative_to(project / "one") for p in (project / "one").rglob("*.yaml"))
     assert any(str(f).startswith("deployment-") for f in files)
     assert first.stdout.splitlines() == [str(Path("one") / f) for f in files]
