@@ -6,14 +6,11 @@ from pathlib import Path
 
 import click
 
+from engine.cli_support import DURATION, resolve_spec, spec_options
+
 
 @click.command()
-@click.argument(
-    "spec",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="spec.yaml",
-    required=False,
-)
+@spec_options
 @click.option(
     "--target",
     default=None,
@@ -22,20 +19,27 @@ import click
 )
 @click.option(
     "--timeout",
-    type=float,
-    default=30.0,
+    type=DURATION,
+    default="30s",
     show_default=True,
-    help="Seconds each app may take to pass its health check.",
+    help="How long each app may take to pass its health check (seconds, or e.g. 2m).",
 )
-def dev(spec: Path, target: str | None, timeout: float) -> None:
+def dev(
+    spec: Path | None,
+    spec_file: Path | None,
+    directory: Path | None,
+    target: str | None,
+    timeout: float,
+) -> None:
     """Apply SPEC, then re-apply it whenever a file it runs changes; show every app's log.
 
-    Watches the spec, the handler modules and the project modules they import, `include:`
-    files and static folders. Only what changed is restarted, and every app keeps its URL.
-    A spec that stops validating prints its errors; the last good version keeps running.
-    Each app's log lines are printed with its name in front (coloured on a terminal, not
-    with NO_COLOR or when piped). Ctrl-C stops everything engine dev started and exits 130.
+    SPEC is a spec file, or a folder holding spec.yaml (default: spec.yaml). Watches the
+    spec, the handler modules and the project modules they import, `include:` files and
+    static folders. Only what changed is restarted, and every app keeps its URL. A spec
+    that stops validating prints its errors; the last good version keeps running. Each
+    app's log lines are printed with its name in front (coloured on a terminal, not with
+    NO_COLOR or when piped). Ctrl-C stops everything engine dev started and exits 130.
     """
     from engine.dev import run_dev
 
-    run_dev(spec, target=target, health_timeout=timeout)
+    run_dev(resolve_spec(spec, spec_file, directory), target=target, health_timeout=timeout)

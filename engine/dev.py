@@ -89,8 +89,7 @@ class Output:
     @classmethod
     def for_stream(cls, stream: IO[str]) -> Output:
         """Coloured on a terminal unless NO_COLOR is set (https://no-color.org)."""
-        colour = stream.isatty() and not os.environ.get("NO_COLOR")
-        return cls(stream, colour)
+        return cls(stream, stream.isatty() and not os.environ.get("NO_COLOR"))
 
     def say(self, text: str) -> None:
         """One of engine dev's own lines."""
@@ -178,9 +177,9 @@ class DevLoop:
             self._follow(a.name for a in self.project.status().apps)
         return ok
 
-    def stop(self) -> bool:
-        """Stop everything the loop started (destroy); False if nothing ran."""
-        return self.project.destroy()
+    def stop(self) -> None:
+        """Stop everything the loop started (destroy)."""
+        self.project.destroy()
 
     def _relevant(self, change: Any, path: str) -> bool:
         resolved = Path(path)

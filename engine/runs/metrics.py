@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from engine.runs.store import Run
+from engine.backends.base import Run
 from engine.runtime.metrics import REGISTRY
 
 FINISHED = Counter(

@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["HEADER", "LOG_CONFIG", "RequestLog", "request_id"]
+__all__ = ["HEADER", "LOG_CONFIG", "RequestLog", "SkipPath", "log_config", "request_id"]
 
 HEADER = "X-Request-ID"
 _HEADER_KEY = HEADER.lower().encode()
@@ -32,24 +32,52 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("engine.access")
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LOG_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"timed": {"format": _FORMAT}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "formatter": "timed",
-            "stream": "ext://sys.stderr",
+
+
+class SkipPath(logging.Filter):
+    """Leaves the access lines of one path out (the supervisor's health probes, one every
+    few seconds, would drown the rest)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) >= 3 and args[2] == self.path)
+
+
+def log_config(skip_path: str | None = None) -> dict[str, Any]:
+    """uvicorn's `log_config`: every line with a timestamp; access lines (from `RequestLog`,
+    as uvicorn's own know no request id) without those of `skip_path`."""
+    handler: dict[str, Any] = {
+        "class": "logging.StreamHandler",
+        "formatter": "timed",
+        "stream": "ext://sys.stderr",
+    }
+    config: dict[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"timed": {"format": _FORMAT}},
+        "handlers": {"stderr": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "engine": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        },
+    }
+    if skip_path is not None:
+        config["filters"] = {"skip": {"()": SkipPath, "path": skip_path}}
+        config["loggers"]["engine.access"] = {
+            "handlers": ["stderr"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["skip"],
         }
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "engine": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-    },
-}
-"""uvicorn's `log_config` for generated apps: every line with a timestamp. The access lines
-come from `RequestLog` (uvicorn's own are turned off: they know no request id)."""
+    return config
+
+
+LOG_CONFIG = log_config()
+"""The control plane's logging: timestamps, every access line."""
 
 
 class RequestLog:

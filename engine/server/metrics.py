@@ -8,12 +8,14 @@ from the run store and the backend, so it is right after a control plane restart
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
 
 import engine.runs.metrics  # noqa: F401  (registers the runner's metrics)
 from engine.runtime.access import RequestLog
@@ -24,16 +26,16 @@ ACTIVE = ("queued", "running")
 
 
 class PlaneCollector(Collector):
-    """Scrape-time metrics: `unfinished()` lists queued and running runs, `apps()` each app
-    as `engine status --json` shows it."""
+    """Scrape-time metrics from `runs` (the queued and running runs) and `apps` (each app as
+    `engine status --json` shows it), both read just before the scrape."""
 
     def __init__(self) -> None:
-        self.unfinished: Callable[[], Iterable[Any]] = list
-        self.apps: Callable[[], list[dict[str, Any]]] = list
+        self.runs: Iterable[Any] = ()
+        self.apps: list[dict[str, Any]] = []
 
     def collect(self) -> Iterator[Metric]:
         counts: dict[tuple[str, str], int] = {}
-        for run in self.unfinished():
+        for run in self.runs:
             key = (run.task, str(run.status))
             counts[key] = counts.get(key, 0) + 1
         active = GaugeMetricFamily(
@@ -57,7 +59,7 @@ class PlaneCollector(Collector):
         up = GaugeMetricFamily(
             "engine_app_up", "1 if the app is running (healthy), else 0, by app.", labels=["app"]
         )
-        for app in self.apps():
+        for app in self.apps:
             name = str(app["name"])
             restarts.add_metric([name], float(app.get("restarts") or 0))
             up.add_metric([name], 1.0 if app.get("state") == "running" else 0.0)
@@ -70,9 +72,16 @@ REGISTRY.register(_COLLECTOR)
 
 
 def install_metrics(
-    app: FastAPI, unfinished: Callable[[], Iterable[Any]], apps: Callable[[], list[dict[str, Any]]]
+    app: FastAPI,
+    unfinished: Callable[[], Awaitable[Iterable[Any]]],
+    apps: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    """Add `GET /metrics` and the request middleware to the control plane's `app`."""
-    _COLLECTOR.unfinished, _COLLECTOR.apps = unfinished, apps
-    app.add_api_route(METRICS_PATH, metrics_endpoint, methods=["GET"], include_in_schema=False)
+    """Add `GET /metrics` and the request middleware to the control plane's `app`;
+    `unfinished()` gives the queued and running runs (the run store's), `apps()` the apps."""
+
+    async def scrape(request: Request) -> Response:
+        _COLLECTOR.runs, _COLLECTOR.apps = await unfinished(), apps()
+        return await metrics_endpoint(request)
+
+    app.add_api_route(METRICS_PATH, scrape, methods=["GET"], include_in_schema=False)
     app.add_middleware(RequestLog, metrics=RequestMetrics(APP_LABEL))

@@ -23,7 +23,7 @@ from pathlib import Path
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from engine.runtime.access import LOG_CONFIG
+from engine.runtime.access import log_config
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # engine.runtime.metrics's, without importing it
 
@@ -41,12 +41,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="The app's shared socket.")
     parser.add_argument("--health-port", type=int, required=True, help="This version's own port.")
     parser.add_argument("--workers", type=int, default=1, help="Processes serving the app.")
+    parser.add_argument("--health-path", default="/health", help="Left out of the access log.")
     parser.add_argument("app_dir", help="The folder holding the generated module.")
     parser.add_argument("app", help="module:attribute of the ASGI app.")
     args = parser.parse_args(argv)
     sys.path.insert(0, args.app_dir)
     sockets = [socket.socket(fileno=args.fd), _private(args.health_port)]
-    config = uvicorn.Config(args.app, workers=args.workers, log_config=LOG_CONFIG, access_log=False)
+    # engine.runtime.access writes the access lines (with request ids), each worker
+    # configuring its logging from this dict; uvicorn's own access lines are off.
+    config = uvicorn.Config(
+        args.app,
+        workers=args.workers,
+        log_config=log_config(skip_path=args.health_path),
+        access_log=False,
+    )
     if args.workers > 1:
         with multiprocess_dir(Path(args.app_dir)):
             Multiprocess(config, sockets=sockets).run()
