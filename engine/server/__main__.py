@@ -16,7 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
-from engine.layout import Layout
+from engine.layout import Layout, keep_files_private, private_dir, tighten
 from engine.server import procs
 from engine.server.app import create_control_plane
 from engine.server.launch import ControlPlaneAddress
@@ -66,7 +66,10 @@ async def _serve(layout: Layout) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
         raise SystemExit("usage: python -m engine.server PROJECT_DIR/.engine")
+    keep_files_private()  # everything it creates under .engine/, and what its children do
     layout = Layout(Path(argv[1]).resolve().parent)
+    private_dir(layout.dir)
+    tighten(layout.dir)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(layout))
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -30,6 +30,7 @@ from engine.runs.runner import Runner
 from engine.runs.store import RunStore
 from engine.server.apply import PROJECT_FILE, Applier, prepare, stopped_app_spec
 from engine.server.console import make_console_router
+from engine.server.guard import foreign_spec_problem
 from engine.server.launch import ControlPlaneAddress
 from engine.server.supervisor import Supervisor
 from engine.state import State
@@ -159,6 +160,8 @@ def create_control_plane(layout: Layout, api: ControlPlaneAddress) -> FastAPI:
     @app.post("/api/v1/apply", tags=["control plane"], dependencies=guard)
     async def apply(request: ApplyRequest) -> StreamingResponse:
         """Converge to a spec; the answer streams progress as JSON lines."""
+        if problem := foreign_spec_problem(plane.layout.root, request.spec_path):
+            raise HTTPException(403, problem)
         return StreamingResponse(_apply_events(plane, request), media_type="application/x-ndjson")
 
     @app.post("/api/v1/destroy", tags=["control plane"], dependencies=guard)

@@ -15,6 +15,7 @@ from engine.spec.checks import cross_check
 from engine.spec.interpolate import interpolate
 from engine.spec.loader import load_file
 from engine.spec.model import Spec
+from engine.spec.project_files import project_file_errors
 from engine.spec.schema import schema_errors
 
 __all__ = ["Checked", "Spec", "check_spec", "load_spec"]
@@ -53,6 +54,7 @@ def _check(path: Path, environ: Mapping[str, str], label: str | None) -> Checked
     if errors:
         raise SpecError(errors)
     errors, warnings = cross_check(doc)
+    errors += project_file_errors(doc, path.parent)
     if errors:
         raise SpecError(errors)
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
