@@ -54,7 +54,7 @@ def _static_problems(data: dict[str, Any], root: Path) -> Iterator[tuple[JsonPat
         elif _inside(served, root / ".engine"):
             held = ["engine's own files (it is inside .engine/)"]
         held += [
-            f"secret {secret!r}'s file {source}"
+            f"the file of secret {secret!r} ({source})"
             for secret, source in secrets.items()
             if _inside((root / source).resolve(), served)
         ]
