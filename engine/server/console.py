@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -120,7 +120,9 @@ def make_console_router(
         )
 
     @router.get("/runs/{run_id}.json", name="console_run_json")
-    def run_json(request: Request, run_id: str, log_from: int = 0) -> JSONResponse:
+    def run_json(
+        request: Request, run_id: str, log_from: Annotated[int, Query(ge=0)] = 0
+    ) -> JSONResponse:
         run = store.get(run_id)
         if run is None:
             raise HTTPException(404, f"no run {run_id!r}")
