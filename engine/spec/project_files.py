@@ -39,7 +39,7 @@ def project_file_errors(doc: Document, folder: Path) -> list[Diagnostic]:
 
 def _static_problems(data: dict[str, Any], root: Path) -> Iterator[tuple[JsonPath, str]]:
     secrets = {
-        name: Path(source.get("file") or source.get("env_file"))
+        name: Path(source.get("file") or source["env_file"])
         for name, source in (data.get("secrets") or {}).items()
         if isinstance(source, dict) and (source.get("file") or source.get("env_file"))
     }
