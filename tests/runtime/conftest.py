@@ -233,7 +233,9 @@ def process_server(
     """
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(source: str, env: dict[str, str] | None = None) -> ProcessServer:
+    def start(
+        source: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> ProcessServer:
         folder = tmp_path_factory.mktemp("app")
         (folder / "app.py").write_text(source)
         port = free_port()
@@ -255,6 +257,7 @@ def process_server(
                     str(port),
                     "--log-level",
                     "warning",
+                    *args,
                 ],
                 cwd=folder,
                 env=environ,
