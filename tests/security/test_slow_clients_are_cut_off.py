@@ -5,9 +5,9 @@ running out of file descriptors. A real uvicorn with the app launcher's argument
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -34,16 +34,10 @@ def _with(args: tuple[str, ...], option: str, value: str) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def strict(process_server: Callable[..., ProcessServer]) -> ProcessServer:  # noqa: F811
-    """Deadlines of 1 s on headers and bodies."""
+    """Deadlines of 1 s on headers and bodies, and at most 5 connections."""
     env = {"ENGINE_HEADER_TIMEOUT": "1", "ENGINE_BODY_TIMEOUT": "1"}
-    return process_server(SOURCE, env=env, args=UVICORN_ARGS)
-
-
-@pytest.fixture(scope="module")
-def small(process_server: Callable[..., ProcessServer]) -> ProcessServer:  # noqa: F811
-    """At most 5 connections; deadlines long enough to hold 5 slow ones."""
     args = _with(UVICORN_ARGS, "--limit-concurrency", "5")
-    return process_server(SOURCE, env={"ENGINE_HEADER_TIMEOUT": "60"}, args=args)
+    return process_server(SOURCE, env=env, args=args)
 
 
 def _port(server: ProcessServer) -> int:
@@ -92,22 +86,15 @@ def test_prompt_requests_and_websockets_are_served(strict: ProcessServer) -> Non
     asyncio.run(talk())
 
 
-@pytest.fixture
-def held(small: ProcessServer) -> Iterator[list[socket.socket]]:
-    """Five connections holding the small app's every slot with unfinished headers."""
-    with ExitStack() as stack:
-        socks = [
-            stack.enter_context(_connect(small, b"GET /health HTTP/1.1\r\n")) for _ in range(5)
-        ]
-        yield socks
+def test_past_the_connection_limit_the_app_answers_503(strict: ProcessServer) -> None:
+    async def main() -> None:
+        # WebSockets are never cut by the deadlines: five of them hold every slot.
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(5):
+                await stack.enter_async_context(websockets.connect(strict.ws_url + "/ws"))
+            async with httpx.AsyncClient(base_url=strict.url, trust_env=False) as http:
+                assert (await http.get("/health")).status_code == 503
 
-
-def test_past_the_connection_limit_the_app_answers_503(
-    small: ProcessServer, held: list[socket.socket]
-) -> None:
-    with _connect(small, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") as sock:
-        assert _answer(sock).startswith(b"HTTP/1.1 503")
-    for sock in held:
-        sock.close()
-    # Slots free up once the server sees the sockets closed.
-    wait_for(lambda: httpx.get(small.url + "/health").status_code == 200, interval=0.1)
+    asyncio.run(main())
+    # Slots free up once the server sees the WebSockets closed.
+    wait_for(lambda: httpx.get(strict.url + "/health").status_code == 200, interval=0.1)
