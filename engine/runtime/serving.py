@@ -11,7 +11,7 @@ them exhaust the app's file descriptors. With this protocol a connection is clos
   the headers.
 
 A WebSocket, once upgraded, and a handler still working on a complete request are not
-affected. The app launcher selects it with `uvicorn --http engine.runtime.serving:DeadlineProtocol`.
+affected. The app launcher passes UVICORN_OPTIONS to `uvicorn.Config`.
 """
 
 from __future__ import annotations
@@ -22,20 +22,24 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["UVICORN_ARGS", "DeadlineProtocol"]
+__all__ = ["UVICORN_ARGS", "UVICORN_OPTIONS", "DeadlineProtocol"]
 
 HEADER_TIMEOUT = float(os.environ.get("ENGINE_HEADER_TIMEOUT", "10"))
 BODY_TIMEOUT = float(os.environ.get("ENGINE_BODY_TIMEOUT", "60"))
 
-UVICORN_ARGS = (
-    "--http",
-    "engine.runtime.serving:DeadlineProtocol",
-    "--limit-concurrency",
-    "1000",
-    "--timeout-keep-alive",
-    "5",
+UVICORN_OPTIONS: dict[str, Any] = {
+    "http": "engine.runtime.serving:DeadlineProtocol",
+    "limit_concurrency": 1000,
+    "timeout_keep_alive": 5,
+}
+"""What the app launcher gives `uvicorn.Config`: these deadlines, 503 past 1000 connections."""
+
+UVICORN_ARGS = tuple(
+    part
+    for name, value in UVICORN_OPTIONS.items()
+    for part in (f"--{name.replace('_', '-')}", str(value))
 )
-"""What the app launcher passes to uvicorn: these deadlines, and 503 past 1000 connections."""
+"""The same, as `uvicorn` command-line arguments."""
 
 
 class DeadlineProtocol(HttpToolsProtocol):
