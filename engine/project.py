@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ControlPlaneError, EngineError, UsageError
+from engine.errors import ControlPlaneError, EngineError, StateError, UsageError
 from engine.events import ApplyEvent, Status, event_from_json
 from engine.layout import LOCAL, Layout
 from engine.plan import Plan
@@ -36,6 +36,15 @@ TARGET_VARIABLE = "ENGINE_TARGET"
 def default_target() -> str:
     """`$ENGINE_TARGET`, else `local`."""
     return os.environ.get(TARGET_VARIABLE) or LOCAL
+
+
+@dataclass(frozen=True)
+class Destroyed:
+    """What `destroy` did: whether anything ran, and how many processes were found by the
+    project's marker rather than through the state."""
+
+    stopped: bool
+    swept: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class Project:
 
     def validate(self, spec: Path) -> Any:
         """Check `spec` (for this project's target); returns `engine.spec.Checked`."""
-        from engine.spec import check_spec
+        from engine.load import check_spec
 
         return check_spec(spec, target=self.target)
 
@@ -131,6 +140,7 @@ class Project:
             raise UsageError(f"{spec}: no such file; pass the spec to apply (default spec.yaml)")
         if live_control_plane(self.layout) is None:
             self._check_before_starting(spec)  # its warnings come again from the control plane
+            self._refuse_orphans()
         self.layout.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = ApplyLock(self.layout.dir, "engine apply")
         lock.acquire(wait=wait_lock)
@@ -148,14 +158,29 @@ class Project:
         finally:
             lock.release()
 
+    def _refuse_orphans(self) -> None:
+        """Refuse to start a second copy beside processes the state no longer knows of."""
+        from engine.backends.local import find_marked
+
+        if self.active:
+            return  # the state knows them: a new control plane adopts them
+        pids = find_marked(self.layout)
+        if pids:
+            shown = ", ".join(map(str, pids[:10])) + (", ..." if len(pids) > 10 else "")
+            raise UsageError(
+                f"processes of this project still run but its state does not know them "
+                f"(pids {shown}): its .engine/ was damaged or deleted. Stop them with "
+                f"`engine destroy {self.root}`, then apply again"
+            )
+
     def _check_before_starting(self, spec: Path) -> None:
         """Validate and read secrets here, so that a bad spec never starts a control plane.
 
         A running control plane does the same checks itself (and answers the same errors),
         which spares a no-op apply loading the validator twice.
         """
+        from engine.load import check_spec
         from engine.secrets import resolve_secrets
-        from engine.spec import check_spec
 
         resolve_secrets(check_spec(spec, target=self.target).spec)
 
@@ -183,16 +208,30 @@ class Project:
         params = {"tail": tail, "follow": "true" if follow else "false"}
         yield from client.lines(f"/api/v1/apps/{app}/logs", params)
 
-    def destroy(self) -> bool:
-        """Stop every app, then the control plane; False if nothing was running."""
-        from engine.client import ensure_control_plane
+    def destroy(self) -> Destroyed:
+        """Stop every app, then the control plane.
 
-        if not self.active:
-            return False
-        client = self._client(ensure_control_plane(self.layout))
-        client.request("POST", "/api/v1/destroy")
-        client.wait_exit()
-        return True
+        When the state cannot tell what runs (it was damaged, or `.engine/` was deleted),
+        every process carrying the project's marker is ended instead.
+        """
+        from engine.backends.local import stop_marked
+        from engine.client import ensure_control_plane
+        from engine.server.apply import PROJECT_FILE
+        from engine.state import ControlPlaneInfo
+
+        if self.active:
+            try:
+                client = self._client(ensure_control_plane(self.layout))
+                client.request("POST", "/api/v1/destroy")
+                client.wait_exit()
+                return Destroyed(True, stop_marked(self.layout))
+            except (StateError, ControlPlaneError):
+                pass  # the state is unreadable: find the processes by their marker
+        swept = stop_marked(self.layout)
+        if swept and self.layout.dir.is_dir():
+            (self.layout.dir / PROJECT_FILE).unlink(missing_ok=True)
+            ControlPlaneInfo.remove(self.layout.dir)
+        return Destroyed(swept > 0, swept)
 
     # runs
 

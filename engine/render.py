@@ -9,9 +9,9 @@ from typing import Any
 from engine.backends import backend_module
 from engine.backends.base import ProjectContext
 from engine.compiler import compile_spec
+from engine.load import check_spec
 from engine.plan import make_plan
 from engine.secrets import resolve_secrets
-from engine.spec import check_spec
 from engine.units import build_units
 
 RENDERED_API_URL = "http://engine-control-plane"

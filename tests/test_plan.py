@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.compiler import Build, compile_spec
+from engine.load import load_spec
 from engine.plan import Plan, Recorded, Step, levels, make_plan
-from engine.spec import load_spec
 
 SPEC = """\
     version: 1

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from engine import __version__
+from engine.backends import local
 from engine.backends.base import Deployed, ProjectContext
 from engine.backends.local.backend import LocalBackend
 from engine.errors import EngineError
@@ -142,6 +143,8 @@ class ControlPlane:
         for name in list(self.state.tasks()):
             self.state.delete_task(name)
         await self.runner.configure([])
+        # What outlived its process group (a task's child that called setsid, say).
+        await asyncio.to_thread(local.stop_marked, self.layout)
         (self.layout.dir / PROJECT_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.layout.secret_files, ignore_errors=True)  # secrets granted as files
         self.shutdown.set()

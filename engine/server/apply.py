@@ -29,11 +29,11 @@ from engine.events import (
     WarningsEvent,
 )
 from engine.layout import Layout
+from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
 from engine.server.launch import ControlPlaneAddress, task_config
-from engine.spec import check_spec
 from engine.state import State
 from engine.units import Units, build_units
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine.backends.base import SecretGrant
 from engine.backends.local.environment import base_environment, secret_environment
-from engine.layout import Layout
+from engine.layout import MARKER_VARIABLE, Layout
 from engine.runs.inputs import input_schema
 from engine.runs.pool import TaskConfig
 from engine.spec.model import Spec, Task
@@ -51,6 +51,7 @@ def task_config(
             "PYTHONPATH": str(spec.root),
             "PYTHONUNBUFFERED": "1",
             "ENGINE_TASK": task.name,
+            MARKER_VARIABLE: layout.marker,
         }
     )
     grants = [SecretGrant(g.secret, g.variable, g.as_file) for g in task.grants]

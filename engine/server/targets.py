@@ -30,8 +30,8 @@ def open_backend(
     """
     if layout.target == LOCAL:
         return LocalBackend(context, layout, state, base_environment(environ)), None
+    from engine.load import check_spec
     from engine.secrets import resolve_secrets
-    from engine.spec import check_spec
 
     if spec_path is None:
         raise UsageError(

@@ -9,6 +9,7 @@ port; without a fixed `port:` its URL changes when it is replaced, and the plann
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,6 +22,17 @@ from engine.layout import Layout
 from engine.state import AppRecord, State
 
 _FOLLOW_INTERVAL = 0.2
+HEALTH_INTERVAL_VARIABLE = "ENGINE_HEALTH_INTERVAL"
+"""Seconds between the health probes of a running app (default 5; three failures in a row
+and the app is restarted)."""
+
+
+def health_interval(environ: Mapping[str, str] = os.environ) -> float:
+    """The probe interval the control plane was started with."""
+    try:
+        return max(0.1, float(environ.get(HEALTH_INTERVAL_VARIABLE, "5")))
+    except ValueError:
+        return 5.0
 
 
 class LocalBackend:
@@ -40,7 +52,9 @@ class LocalBackend:
         self.context = context
         self.layout = layout
         self.base_env = dict(base_env)
-        self.supervisor = supervisor or Supervisor(state, layout.logs)
+        self.supervisor = supervisor or Supervisor(
+            state, layout.logs, health_interval=health_interval()
+        )
 
     async def observe(self) -> dict[str, Deployed]:
         """Every supervised app as it runs now."""

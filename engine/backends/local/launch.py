@@ -10,7 +10,7 @@ from engine.backends.base import MODULE_FILE, AppUnit, ProjectContext, unit_envi
 from engine.backends.local.environment import secret_environment
 from engine.backends.local.supervisor import FD, HEALTH_PORT, ProcessSpec
 from engine.compiler import write_module
-from engine.layout import Layout
+from engine.layout import MARKER_VARIABLE, Layout
 
 MODULE = MODULE_FILE.removesuffix(".py")
 
@@ -39,6 +39,7 @@ def app_process(
         {
             "ENGINE_API_TOKEN": context.api_token,
             "ENGINE_DATA_DIR": str(data),
+            MARKER_VARIABLE: layout.marker,
             "PYTHONPATH": str(context.root),
         }
     )
