@@ -172,6 +172,7 @@ class App:
     auth: Auth | None = None
     health: str = HEALTH_PATH
     metrics: bool = True
+    allowed_hosts: tuple[str, ...] | None = None  # None: the runtime's default (loopback)
     routes: tuple[Route, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     websockets: tuple[WebSocket, ...] = ()
