@@ -171,6 +171,9 @@ class DevLoop:
         except SpecError as exc:
             self._refused([str(d) for d in exc.diagnostics])
             ok = False
+        except EngineError as exc:  # e.g. another apply holds the lock: try again on a save
+            self.out.say(f"error: {exc}")
+            ok = False
         finally:
             self.watched = watch_set(self.spec, self.watched)
         if self.project.active:
