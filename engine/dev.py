@@ -17,7 +17,6 @@ from __future__ import annotations
 import fnmatch
 import http.client
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -244,8 +243,6 @@ def run_dev(
     """`engine dev`: the loop until Ctrl-C, then destroy and exit 130 (128 + SIGINT)."""
     out = Output.for_stream(stream)
     loop = DevLoop(spec, out, target, health_timeout)
-    # Ctrl-C must reach us even when started where SIGINT is ignored (a shell's `cmd &`).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         loop.run()
     except KeyboardInterrupt:
