@@ -24,6 +24,8 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from engine.runtime.access import log_config
+from engine.runtime.serving import UVICORN_OPTIONS
+
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # engine.runtime.metrics's, without importing it
 
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sys.path.insert(0, args.app_dir)
     sockets = [socket.socket(fileno=args.fd), _private(args.health_port)]
+    # Deadlines on slow headers and bodies, and 503 past a bound of connections.
     # engine.runtime.access writes the access lines (with request ids), each worker
     # configuring its logging from this dict; uvicorn's own access lines are off.
     config = uvicorn.Config(
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         log_config=log_config(skip_path=args.health_path),
         access_log=False,
+        **UVICORN_OPTIONS,
     )
     if args.workers > 1:
         with multiprocess_dir(Path(args.app_dir)):
