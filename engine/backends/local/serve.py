@@ -26,7 +26,6 @@ from uvicorn.supervisors import Multiprocess
 from engine.runtime.access import log_config
 from engine.runtime.serving import UVICORN_OPTIONS
 
-
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # engine.runtime.metrics's, without importing it
 
 
