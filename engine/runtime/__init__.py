@@ -7,12 +7,17 @@ in `engine.runtime.app`.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 
-__all__ = ["ConfigError", "endpoint", "env_name", "secret"]
+if TYPE_CHECKING:  # httpx is imported by client() only, so that this module stays light
+    import httpx
+
+__all__ = ["ConfigError", "client", "endpoint", "env_name", "secret"]
 
 
 class ConfigError(EngineError):
@@ -25,14 +30,38 @@ def env_name(name: str) -> str:
 
 
 def endpoint(name: str) -> str:
-    """The base URL of app `name` (from `<NAME>_ENDPOINT`), e.g. `http://127.0.0.1:8001`."""
+    """The base URL of app `name`, e.g. `http://127.0.0.1:8001`, whichever variable the
+    spec's `depends_on` gives it (`ENGINE_ENDPOINTS` lists them all by app name)."""
+    try:
+        known = json.loads(os.environ.get("ENGINE_ENDPOINTS") or "{}")
+    except ValueError:
+        known = {}
+    value = known.get(name) if isinstance(known, dict) else None
     var = f"{env_name(name)}_ENDPOINT"
-    value = os.environ.get(var)
+    value = value or os.environ.get(var)
     if not value:
         raise ConfigError(
             f"{var} is not set: add {name!r} to this app's or task's depends_on to call it"
         )
-    return value.rstrip("/")
+    return str(value).rstrip("/")
+
+
+def client(name: str, **options: Any) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` for app `name`: its base URL, timeouts (60 s, 5 s to connect)
+    and, if that app lets this one call it (`auth.apps`), the credentials for the pair.
+
+        async with engine.runtime.client("backend") as backend:
+            items = (await backend.get("/items")).json()
+
+    `options` go to `httpx.AsyncClient` (e.g. `timeout=`); headers given there are added.
+    """
+    import httpx
+
+    from engine.runtime.credentials import credential_headers
+
+    headers = {**credential_headers(name), **options.pop("headers", {})}
+    options.setdefault("timeout", httpx.Timeout(60.0, connect=5.0))
+    return httpx.AsyncClient(base_url=endpoint(name), headers=headers, **options)
 
 
 def secret(name_or_var: str) -> str:

@@ -28,6 +28,7 @@ from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import ApiKey, Auth, Bearer, resolve
 from engine.runtime.handlers import Handler
 from engine.runtime.inputs import InvalidRequest, Parsed, RequestSchema, openapi_extra
+from engine.runtime.ratelimit import Limiter, RateLimit, RateLimitMiddleware, too_many
 from engine.runtime.shared import Shared, shared
 from engine.runtime.webhooks import Webhook
 from engine.runtime.websockets import SocketEndpoint
@@ -35,6 +36,7 @@ from engine.runtime.websockets import SocketEndpoint
 __all__ = [
     "ApiKey",
     "Bearer",
+    "RateLimit",
     "Respond",
     "Run",
     "add_handler_route",
@@ -52,9 +54,15 @@ Answer = Callable[[Request, Parsed], Awaitable[Response]]
 
 
 def create_app(
-    *, project: str, name: str, description: str = "", health: str = "/health"
+    *,
+    project: str,
+    name: str,
+    description: str = "",
+    health: str = "/health",
+    rate_limit: RateLimit | None = None,
 ) -> FastAPI:
-    """A FastAPI app with a health route, OpenAPI docs at /docs and one pooled HTTP client."""
+    """A FastAPI app with a health route, OpenAPI docs at /docs and one pooled HTTP client;
+    `rate_limit` limits every request and WebSocket handshake but the health check."""
     state = Shared.from_env(project, name)
 
     @asynccontextmanager
@@ -82,6 +90,10 @@ def create_app(
         return {"status": "healthy"}
 
     app.add_api_route(health, healthy, methods=["GET"], summary="Health check")
+    if rate_limit is not None:
+        app.add_middleware(
+            RateLimitMiddleware, limiter=Limiter(rate_limit, f"app {name}"), exempt=health
+        )
     return app
 
 
@@ -94,6 +106,7 @@ def add_handler_route(
     query: Query = None,
     body: dict[str, Any] | None = None,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A route that calls the user's `handler` with the request's values."""
     function = Handler(handler)
@@ -107,6 +120,7 @@ def add_handler_route(
         auth,
         summary=handler.__name__,
         description=handler.__doc__,
+        rate_limit=rate_limit,
     )
 
 
@@ -119,9 +133,11 @@ def add_respond_route(
     query: Query = None,
     body: dict[str, Any] | None = None,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A route answering a fixed response, whose strings may hold expressions."""
-    _add(app, method, path, _action_answer(app, respond), query, body, auth, summary="Respond")
+    answer = _action_answer(app, respond)
+    _add(app, method, path, answer, query, body, auth, summary="Respond", rate_limit=rate_limit)
 
 
 def add_run_route(
@@ -133,11 +149,13 @@ def add_run_route(
     query: Query = None,
     body: dict[str, Any] | None = None,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A route that starts a run of a task (and waits for it if `run.wait` says so)."""
     answer = _action_answer(app, run)
     shared(app).need_runs()
-    _add(app, method, path, answer, query, body, auth, summary=f"Run {run.task}")
+    summary = f"Run {run.task}"
+    _add(app, method, path, answer, query, body, auth, summary=summary, rate_limit=rate_limit)
 
 
 def add_proxy_route(
@@ -150,6 +168,7 @@ def add_proxy_route(
     query: Query = None,
     body: dict[str, Any] | None = None,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A route forwarding the request to app `target` (at `target_path`, default the same path)."""
     from engine.runtime.proxy import Proxy
@@ -174,6 +193,7 @@ def add_webhook(
     max_body: int = 26214400,
     dedupe: float | None = 259200.0,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A webhook receiver (`github`, `standard` or `plain`); see engine.runtime.webhooks."""
     hook = Webhook(
@@ -186,6 +206,7 @@ def add_webhook(
         max_body=max_body,
         dedupe=dedupe,
         auth=auth,
+        limiter=Limiter(rate_limit, f"POST {path}") if rate_limit else None,
     )
     app.add_api_route(path, hook, methods=["POST"], summary=f"{provider} webhook")
 
@@ -202,8 +223,13 @@ def add_websocket(
     heartbeat: float | None = None,
     max_message: int | None = None,
     max_connections: int | None = None,
+    allow: tuple[str, ...] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
-    """A WebSocket endpoint with a built-in `pattern` or the user's `handler`."""
+    """A WebSocket endpoint with a built-in `pattern` or the user's `handler`.
+
+    `allow` limits the tasks a task-runner starts; `rate_limit` counts the messages clients
+    send to a pattern (the connections, for a `handler`)."""
     socket = SocketEndpoint(
         shared(app),
         pattern=pattern,
@@ -214,6 +240,8 @@ def add_websocket(
         heartbeat=heartbeat,
         max_message=max_message,
         max_connections=max_connections,
+        allow=allow,
+        limiter=Limiter(rate_limit, f"WS {path}") if rate_limit else None,
     )
     app.add_api_websocket_route(path, socket)
 
@@ -240,11 +268,18 @@ def _add(
     *,
     summary: str,
     description: str | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
-    guard = resolve(auth)
+    state = shared(app)
+    guard = resolve(auth, state.project, state.name)
     schema = RequestSchema(dict(query) if query is not None else None, body)
+    limiter = Limiter(rate_limit, f"{method} {path}") if rate_limit else None
 
     async def route(request: Request) -> Response:
+        # The limit comes first: a caller guessing credentials is limited as well.
+        wait = limiter.hit(request) if limiter else None
+        if wait is not None and limiter:
+            return too_many(limiter, wait)
         denied = guard.check(request.headers)
         if denied:
             return JSONResponse(

@@ -50,6 +50,7 @@ def test_public_api_of_the_app_module() -> None:
     assert sorted(app.__all__) == [
         "ApiKey",
         "Bearer",
+        "RateLimit",
         "Respond",
         "Run",
         "add_handler_route",
