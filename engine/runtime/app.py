@@ -169,17 +169,32 @@ def add_proxy_route(
     body: dict[str, Any] | None = None,
     auth: Auth = None,
     rate_limit: RateLimit | None = None,
+    forward_auth: bool = False,
 ) -> None:
-    """A route forwarding the request to app `target` (at `target_path`, default the same path)."""
+    """A route forwarding the request to app `target` (at `target_path`, default the same path).
+
+    The caller's own credentials (`Authorization`, and the API key header of this route's
+    auth) reach `target` only with `forward_auth`; the credentials this app was minted for
+    `target` (its `auth.apps`) are sent instead.
+    """
+    from engine.runtime.credentials import credential_headers
     from engine.runtime.proxy import Proxy
 
     shared(app).needs_http = True
-    proxy = Proxy(target, endpoint(target), target_path)
+    own = {"authorization", *([auth.header.lower()] if isinstance(auth, ApiKey) else [])}
+    proxy = Proxy(
+        target,
+        endpoint(target),
+        target_path,
+        drop=frozenset() if forward_auth else frozenset(own),
+        credentials=credential_headers(target),
+    )
 
     async def answer(request: Request, parsed: Parsed) -> Response:
         return await proxy.forward(request, shared(app).client())
 
-    _add(app, method, path, answer, query, body, auth, summary=f"Proxy to {target}")
+    summary = f"Proxy to {target}"
+    _add(app, method, path, answer, query, body, auth, summary=summary, rate_limit=rate_limit)
 
 
 def add_webhook(

@@ -214,6 +214,78 @@ EXPECTED: dict[str, tuple[int, int, str, str]] = {
         "apps.web.routes[0].respond.headers.X-Multi",
         "a header value must be one line of printable Latin-1 text",
     ),
+    "81-input-schema-type-typo": (
+        7,
+        17,
+        "tasks.add-one.inputs.x.type",
+        "not a valid JSON Schema: 'integr' is not a type; did you mean 'integer'?",
+    ),
+    "82-body-schema-invalid": (
+        12,
+        30,
+        "apps.web.routes[0].body.properties.quantity.type",
+        "'nmber' is not a type; did you mean 'number'?",
+    ),
+    "83-query-schema-invalid": (
+        10,
+        43,
+        "apps.web.routes[0].query.limit.minimum",
+        "not a valid JSON Schema: 'ten' is not of type 'number'",
+    ),
+    "84-env-expression": (
+        9,
+        20,
+        "apps.web.env.BACKEND_URL",
+        "use depends_on: [{app: NAME, env: BACKEND_URL}]",
+    ),
+    "85-auth-apps-without-dependency": (
+        7,
+        42,
+        "apps.backend.auth.apps[0]",
+        "app 'frontend' may call 'backend' only if 'backend' is in its depends_on",
+    ),
+    "86-auth-apps-on-a-route": (
+        11,
+        45,
+        "apps.backend.routes[0].auth.apps",
+        "`apps:` belongs on the app's own auth",
+    ),
+    "87-dependency-listed-twice": (
+        7,
+        33,
+        "apps.web.depends_on[1].app",
+        "'backend' is listed twice in depends_on",
+    ),
+    "88-named-dependency-unknown": (
+        8,
+        15,
+        "apps.web.depends_on[0].app",
+        "there is no app named 'bakend'; did you mean 'backend'?",
+    ),
+    "89-allow-without-task-runner": (
+        10,
+        16,
+        "apps.web.websockets[0].allow",
+        "`allow` is for the task-runner pattern only",
+    ),
+    "90-rate-limit-fraction-of-a-second": (
+        5,
+        37,
+        "apps.web.rate_limit.per",
+        "whole seconds, at least 1s",
+    ),
+    "91-rate-limit-by-unknown": (
+        9,
+        49,
+        "apps.web.routes[0].rate_limit.by",
+        "'ip' is not valid: what is counted apart",
+    ),
+    "92-failed-reply-without-wait": (
+        12,
+        19,
+        "apps.web.routes[0].run.failed",
+        "set `wait:` or remove it",
+    ),
 }
 
 FILES = sorted(CORPUS.glob("*.yaml"))
