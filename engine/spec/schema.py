@@ -133,9 +133,9 @@ def _misspelt_name(error: ValidationError) -> ValidationError | None:
     fitting = [e for e in error.context if e.validator != "type"]
     branches = {e.relative_schema_path[0] for e in fitting}
     name = schema()["$defs"]["name"]["pattern"]
-    if isinstance(error.instance, str) and len(branches) == 1:
-        if all(e.validator == "pattern" and e.validator_value == name for e in fitting):
-            return fitting[0]
+    names_only = all(e.validator == "pattern" and e.validator_value == name for e in fitting)
+    if isinstance(error.instance, str) and len(branches) == 1 and names_only:
+        return fitting[0]
     return None
 
 

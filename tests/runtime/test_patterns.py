@@ -162,8 +162,7 @@ def test_the_app_limit_counts_each_header_value_apart_and_spares_health(
 ) -> None:
     for tenant in ("a", "b"):
         codes = [
-            httpx.get(limited.url + "/", headers={"X-Tenant": tenant}).status_code
-            for _ in range(7)
+            httpx.get(limited.url + "/", headers={"X-Tenant": tenant}).status_code for _ in range(7)
         ]
         assert codes == [200] * 6 + [429]
     assert all(httpx.get(limited.url + "/health").status_code == 200 for _ in range(10))
@@ -346,7 +345,9 @@ def test_svix_headers_and_the_catch_all_event(
         ("webhook", b'{"type": "c.x"}', {"which": "catch-all", "event": "c.x"}),
     ]
     for i, (prefix, body, expected) in enumerate(deliveries):
-        answer = httpx.post(server.url + "/hook", content=body, headers=signed(prefix, body, f"m{i}"))
+        answer = httpx.post(
+            server.url + "/hook", content=body, headers=signed(prefix, body, f"m{i}")
+        )
         assert (answer.status_code, answer.json()) == (200, expected)
     tampered = signed("svix", b'{"type": "x"}', "m9")
     answer = httpx.post(server.url + "/hook", content=b'{"type": "y"}', headers=tampered)
