@@ -17,6 +17,7 @@ from engine.backends.base import AppUnit, Bundle, Dependency, SecretGrant, TaskU
 from engine.compiler import Artifact, Build
 from engine.plan import Plan
 from engine.runs.inputs import input_schema
+from engine.runtime import SECRETS_VARIABLE
 from engine.runtime.credentials import CREDENTIALS_VARIABLE, mint
 from engine.spec.model import App, Credential, Grant, Task, env_name
 
@@ -43,6 +44,13 @@ def _bundle(artifact: Artifact, build: Build, hash: str) -> Bundle:
 
 def _grants(grants: tuple[Grant, ...]) -> tuple[SecretGrant, ...]:
     return tuple(SecretGrant(g.secret, g.variable, g.as_file) for g in grants)
+
+
+def _grant_env(grants: tuple[Grant, ...]) -> dict[str, str]:
+    """Where each granted secret is (name -> variable, no value), so that `secret(name)`
+    finds a renamed grant and says which grant is missing in the spec's words."""
+    where = {g.secret: g.variable for g in grants}
+    return {SECRETS_VARIABLE: json.dumps(where, sort_keys=True)}
 
 
 def _secrets(grants: tuple[Grant, ...], secrets: Mapping[str, str]) -> dict[str, str]:
@@ -89,7 +97,7 @@ def app_unit(build: Build, app: App, secrets: Mapping[str, str], hash: str) -> A
         name=app.name,
         hash=hash,
         bundle=_bundle(build.apps[app.name], build, hash),
-        env={**app.env, **_credential_env(app)},
+        env={**app.env, **_grant_env(grants), **_credential_env(app)},
         grants=_grants(grants) + _credential_grants(app),
         secrets={**_secrets(grants, secrets), **minted},
         depends_on=_dependencies(app.depends_on, app.endpoint_env),
@@ -108,7 +116,7 @@ def task_unit(build: Build, task: Task, secrets: Mapping[str, str], hash: str) -
         hash=hash,
         handler=task.handler.ref,
         bundle=_bundle(build.tasks[task.name], build, hash),
-        env=dict(task.env),
+        env={**task.env, **_grant_env(task.grants)},
         grants=_grants(task.grants),
         secrets=_secrets(task.grants, secrets),
         depends_on=_dependencies(task.depends_on, task.endpoint_env),
