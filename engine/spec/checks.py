@@ -78,6 +78,11 @@ class _Checker:
     def check_depends_on(self, path: JsonPath, owner: str | None, items: list[Any]) -> None:
         seen: set[str] = set()
         for i, item in enumerate(items):
+            if isinstance(item, dict) and _reserved(item["env"]):
+                self.error(
+                    (*path, i, "env"),
+                    f"{item['env']} is set by engine itself; choose another variable",
+                )
             name = _dependency(item)
             where = (*path, i) if isinstance(item, str) else (*path, i, "app")
             if name == owner:
@@ -409,6 +414,12 @@ class _Checker:
                 # The column is within the string, so show the string it counts in.
                 shown = text if len(text) <= 60 else text[:57] + "..."
                 self.error(where, f"expression error in {shown!r}: {problem}")
+
+
+def _reserved(variable: str) -> bool:
+    """A variable engine sets for every process, which a named endpoint must not replace."""
+    base = {"PATH", "HOME", "LANG", "TZ", "PYTHONPATH", "PYTHONUNBUFFERED"}
+    return variable in base or variable.startswith("ENGINE_")
 
 
 def _dependency(item: Any) -> str:

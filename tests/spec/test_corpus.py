@@ -286,6 +286,12 @@ EXPECTED: dict[str, tuple[int, int, str, str]] = {
         "apps.web.routes[0].run.failed",
         "set `wait:` or remove it",
     ),
+    "93-named-endpoint-reserved-variable": (
+        8,
+        29,
+        "apps.web.depends_on[0].env",
+        "PATH is set by engine itself; choose another variable",
+    ),
 }
 
 FILES = sorted(CORPUS.glob("*.yaml"))
