@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOCAL = "local"
+MARKER_VARIABLE = "ENGINE_PROCESS_MARKER"
+"""The environment variable holding `Layout.marker` in every process the engine starts."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,13 @@ class Layout:
 
     def data(self, app: str) -> Path:
         return self.dir / "data" / app
+
+    @property
+    def marker(self) -> str:
+        """A per-project, per-target value set as MARKER_VARIABLE in every process the local
+        backend starts (and inherited by their children), so the engine can find what it
+        started even when its state is damaged or deleted."""
+        return hashlib.sha256(str(self.dir.resolve()).encode()).hexdigest()[:24]
 
     @property
     def secret_files(self) -> Path:

@@ -108,7 +108,8 @@ class State:
             self._db.close()
             raise StateError(
                 f"cannot read the state database {self.path} ({exc}); if it is damaged, "
-                "stop the project's processes, move the file aside and run `engine apply` again"
+                "run `engine destroy` (it finds the project's processes without the state), "
+                "move the file aside and run `engine apply` again"
             ) from exc
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
-from engine.backends.local import procs
+from engine.backends import local
 from engine.layout import Layout
 from engine.server.app import create_control_plane
 from engine.server.launch import ControlPlaneAddress
@@ -66,7 +66,7 @@ async def _serve(layout: Layout, spec_path: Path | None) -> None:
     app = create_control_plane(layout, ControlPlaneAddress(url, token), spec_path)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
     pid = os.getpid()
-    ControlPlaneInfo(url, pid, procs.process_start_time(pid) or 0, token).write(layout.dir)
+    ControlPlaneInfo(url, pid, local.start_time(pid) or 0, token).write(layout.dir)
 
     async def exit_on_destroy() -> None:
         await app.state.plane.shutdown.wait()

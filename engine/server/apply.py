@@ -3,8 +3,8 @@
 The plan decides what changes; this executor only dispatches on each step's action. A
 level's apps are handed to `Backend.deploy` together, once every app they depend on is
 healthy; an app that fails keeps its previous version serving, and the apps that depend
-on it are skipped. Every step is reported as an event dict, which the control plane
-streams to the CLI.
+on it are skipped. Every step is reported as a typed event (`engine.events`), which the
+control plane streams to the CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends.base import Backend, Deployed
-from engine.backends.local.supervisor import ProcessSpec
 from engine.compiler import Build, compile_spec
 from engine.errors import EngineError, SpecError
 from engine.events import (
@@ -33,7 +32,7 @@ from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
-from engine.server.launch import ControlPlaneAddress, task_config
+from engine.server.launch import ControlPlaneAddress
 from engine.state import State
 from engine.units import Units, build_units
 
@@ -224,21 +223,9 @@ class Applier:
         endpoints: Mapping[str, str],
         emit: Emit | None = None,
     ) -> None:
-        """Give the runner every task of the spec, with its environment; record them."""
-        spec = prepared.build.spec
-        configs = [
-            task_config(
-                spec,
-                task,
-                layout=self.layout,
-                environ=environ,
-                secrets=prepared.secrets,
-                endpoints={d: endpoints[d] for d in task.depends_on if d in endpoints},
-                api=self.api,
-            )
-            for task in spec.tasks.values()
-        ]
-        await self.runner.configure(configs)
+        """Give the runner every task of the spec (its executor makes their environment,
+        given the apps' current `endpoints`); record them."""
+        await self.runner.configure(list(prepared.units.tasks.values()), endpoints)
         for step in prepared.plan.steps:
             if step.kind == "task" and step.hash is not None:
                 self.state.put_task(step.name, step.hash)
@@ -251,15 +238,3 @@ def _step_event(
     step: Step, status: str, *, url: str | None = None, error: str | None = None
 ) -> StepEvent:
     return StepEvent(step.kind, step.name, step.action, status, url, error)
-
-
-def stopped_app_spec(name: str, reason: str, record_hash: str, root: Path) -> ProcessSpec:
-    """A stand-in for an app that cannot be restarted: it exits at once, saying why."""
-    message = f"engine: cannot restart {name}: {reason}; run `engine apply` to start it again"
-    return ProcessSpec(
-        name=name,
-        argv=["/bin/sh", "-c", 'echo "$1" >&2; exit 1', "sh", message],
-        env={},
-        cwd=root,
-        hash=record_hash,
-    )
