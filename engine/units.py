@@ -62,19 +62,21 @@ def _dependencies(names: tuple[str, ...], named: Mapping[str, str]) -> tuple[Dep
     return tuple(Dependency(name, named.get(name) or endpoint_variable(name)) for name in names)
 
 
-def credential_secret(credential: Credential) -> str:
-    """The name a minted credential goes by among a unit's secrets (no spec name has a `:`)."""
-    return f"credential:{credential.app}"
+def credential_secret(caller: str, credential: Credential) -> str:
+    """The name of `caller`'s minted credential among the secrets a target holds: one per
+    pair (targets share secrets by name), with dots, which no spec secret name has but a
+    Kubernetes object name may."""
+    return f"credential.{caller}.{credential.app}"
 
 
 def _credential_grants(app: App) -> tuple[SecretGrant, ...]:
-    return tuple(SecretGrant(credential_secret(c), c.variable) for c in app.credentials)
+    return tuple(SecretGrant(credential_secret(app.name, c), c.variable) for c in app.credentials)
 
 
 def _credential_values(project: str, app: App, secrets: Mapping[str, str]) -> dict[str, str]:
     """The credential `app` presents to each app that lets it call (derived, never stored)."""
     return {
-        credential_secret(c): mint(secrets[c.secret], project, c.app, app.name)
+        credential_secret(app.name, c): mint(secrets[c.secret], project, c.app, app.name)
         for c in app.credentials
     }
 

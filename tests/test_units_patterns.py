@@ -57,13 +57,13 @@ def test_the_caller_gets_its_credential_as_a_secret_and_nothing_else_does(
     _, made = units(tmp_path, "k1")
     frontend, backend = made.apps["frontend"], made.apps["backend"]
     minted = mint("k1", "shop", "backend", "frontend")
-    assert frontend.secrets == {"credential:backend": minted}
+    assert frontend.secrets == {"credential.frontend.backend": minted}
     assert [(g.secret, g.variable) for g in frontend.grants] == [
-        ("credential:backend", "ENGINE_CREDENTIAL_BACKEND")
+        ("credential.frontend.backend", "ENGINE_CREDENTIAL_BACKEND")
     ]
     assert '"header": "X-Key"' in frontend.env["ENGINE_CREDENTIALS"]
     assert minted not in repr(frontend) + repr(backend) + str(frontend.env)
-    assert "credential:backend" not in backend.secrets
+    assert "credential.frontend.backend" not in backend.secrets
 
 
 def test_rotating_the_callees_secret_makes_new_versions_of_both(tmp_path: Path) -> None:
