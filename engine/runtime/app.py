@@ -292,7 +292,7 @@ def _add(
 
     async def route(request: Request) -> Response:
         # The limit comes first: a caller guessing credentials is limited as well.
-        wait = limiter.hit(request) if limiter else None
+        wait = await limiter.hit(request) if limiter else None
         if wait is not None and limiter:
             return too_many(limiter, wait)
         denied = guard.check(request.headers)

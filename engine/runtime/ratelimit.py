@@ -1,11 +1,19 @@
 """Rate limits (`rate_limit: {requests, per, by}`), counted with the `limits` library.
 
     limiter = Limiter(RateLimit(100, 60.0, "client"), scope="GET /items")
-    wait = limiter.hit(connection)     # None: allowed; else seconds until a request fits
+    wait = await limiter.hit(connection)   # None: allowed; else seconds until one fits
 
 Decisions:
-* A moving window (`limits`' MovingWindowRateLimiter): no burst of twice the limit at a
-  window's edge, as a fixed window allows.
+* A sliding window counter (`limits`' SlidingWindowCounterRateLimiter): the previous
+  window's count, weighted by how much of it still overlaps, plus the current one. No
+  burst of twice the limit at a window's edge (as a fixed window allows), and two counters
+  per key whatever the limit: limits' moving window keeps one timestamp per admitted
+  request and inserts each at the front of a list, which bench/ratelimit.py showed costs
+  more with every request a high limit admits.
+* limits' asyncio storage and strategy: its expiry is a task on the app's event loop.
+  (The threaded storage starts a timer thread every few milliseconds under traffic, and
+  each start blocks the event loop until the new thread runs: on a busy machine that
+  tripled the p99 in bench/ratelimit.py.)
 * Counts live in this process's memory, one storage per process: an app with `replicas: N`
   admits up to N times the limit (one count per worker process), and a restarted app
   starts from zero. No shared store is needed to run the app, which is why.
@@ -29,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 if TYPE_CHECKING:
-    from limits.storage import MemoryStorage
+    from limits.aio.storage import MemoryStorage
 
 __all__ = ["Limiter", "RateLimit", "RateLimitMiddleware", "too_many"]
 
@@ -46,7 +54,7 @@ class RateLimit:
 @cache
 def _storage() -> MemoryStorage:
     """This process's counters, shared by every limit of the app (keys carry the scope)."""
-    from limits.storage import MemoryStorage
+    from limits.aio.storage import MemoryStorage
 
     return MemoryStorage()
 
@@ -56,12 +64,12 @@ class Limiter:
 
     def __init__(self, limit: RateLimit, scope: str) -> None:
         from limits import RateLimitItemPerSecond
-        from limits.strategies import MovingWindowRateLimiter
+        from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
         self.limit = limit
         self.scope = scope
         self.item = RateLimitItemPerSecond(limit.requests, max(1, int(limit.per)))
-        self.window = MovingWindowRateLimiter(_storage())
+        self.window = SlidingWindowCounterRateLimiter(_storage())
         self.header = limit.by.partition(":")[2].lower() if limit.by.startswith("header:") else ""
 
     def key(self, connection: HTTPConnection) -> str:
@@ -72,12 +80,12 @@ class Limiter:
             return "h:" + connection.headers.get(self.header, "")
         return "c:" + (connection.client.host if connection.client else "")
 
-    def hit(self, connection: HTTPConnection) -> int | None:
+    async def hit(self, connection: HTTPConnection) -> int | None:
         """Count one request; None if it fits, else whole seconds until one would."""
         key = self.key(connection)
-        if self.window.hit(self.item, self.scope, key):
+        if await self.window.hit(self.item, self.scope, key):
             return None
-        reset, _ = self.window.get_window_stats(self.item, self.scope, key)
+        reset, _ = await self.window.get_window_stats(self.item, self.scope, key)
         return max(1, math.ceil(reset - time.time()))
 
     def describe(self) -> str:
@@ -106,7 +114,7 @@ class RateLimitMiddleware:
         if scope["type"] not in ("http", "websocket") or scope["path"] == self.exempt:
             await self.app(scope, receive, send)
             return
-        wait = self.limiter.hit(HTTPConnection(scope))
+        wait = await self.limiter.hit(HTTPConnection(scope))
         if wait is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "http":

@@ -100,7 +100,7 @@ class Webhook:
             return reject.response
 
     async def _handle(self, request: Request) -> Response:
-        wait = self.limiter.hit(request) if self.limiter else None
+        wait = await self.limiter.hit(request) if self.limiter else None
         if wait is not None and self.limiter:
             return too_many(self.limiter, wait)
         self._check_declared_length(request)

@@ -83,7 +83,7 @@ class Connection:
                 return None
             if frame == PONG:
                 continue
-            wait = self.limiter.hit(self.websocket) if self.limiter else None
+            wait = await self.limiter.hit(self.websocket) if self.limiter else None
             if wait is None:
                 return frame
             detail = f"rate limit exceeded ({self.limiter.describe()})" if self.limiter else ""
@@ -155,7 +155,7 @@ class SocketEndpoint:
             await websocket.close(1008)
             return
         await websocket.accept()
-        if self.handler is not None and self.limiter and self.limiter.hit(websocket):
+        if self.handler is not None and self.limiter and await self.limiter.hit(websocket):
             await websocket.close(1008, "rate limit exceeded")
             return
         limiter = self.limiter if self.handler is None else None
