@@ -90,7 +90,8 @@ def main() -> dict[str, float]:
             f"{limited[1] / plain[1]:.2f}x (target <= 1.15x)",
         ),
     ]
-    print(table(f"rate limits: a respond route, wrk -c50 ({machine()})", ("", "req/s", "p99"), rows))
+    title = f"rate limits: a respond route, wrk -c50 ({machine()})"
+    print(table(title, ("", "req/s", "p99"), rows))
     return {"limits_rps_ratio": limited[0] / plain[0], "limits_p99_ratio": limited[1] / plain[1]}
 
 
