@@ -17,7 +17,7 @@ from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import free_port, machine, start_uvicorn, stop, table, wait_healthy
+from common import free_port, start_uvicorn, stop, table, wait_healthy
 
 SPEC = """version: 1
 project: bench-limits
@@ -90,7 +90,7 @@ def main() -> dict[str, float]:
             f"{limited[1] / plain[1]:.2f}x (target <= 1.15x)",
         ),
     ]
-    title = f"rate limits: a respond route, wrk -c50 ({machine()})"
+    title = "rate limits: a respond route, wrk -c50"
     print(table(title, ("", "req/s", "p99"), rows))
     return {"limits_rps_ratio": limited[0] / plain[0], "limits_p99_ratio": limited[1] / plain[1]}
 
