@@ -92,7 +92,9 @@ def create_app(
     app.add_api_route(health, healthy, methods=["GET"], summary="Health check")
     if rate_limit is not None:
         app.add_middleware(
-            RateLimitMiddleware, limiter=Limiter(rate_limit, f"app {name}"), exempt=health
+            RateLimitMiddleware,
+            limiter=Limiter(rate_limit, f"app {name}"),
+            exempt=frozenset({health}),
         )
     return app
 

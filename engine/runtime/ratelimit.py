@@ -99,19 +99,20 @@ def too_many(limiter: Limiter, wait: int) -> JSONResponse:
 
 
 class RateLimitMiddleware:
-    """The app-wide limit: every HTTP request and WebSocket handshake but the health check.
+    """The app-wide limit: every HTTP request and WebSocket handshake but the `exempt`
+    paths (the health check).
 
     A handshake over the limit is accepted and closed at once with 1008 (policy violation),
     so that the client sees why.
     """
 
-    def __init__(self, app: ASGIApp, limiter: Limiter, exempt: str) -> None:
+    def __init__(self, app: ASGIApp, limiter: Limiter, exempt: frozenset[str]) -> None:
         self.app = app
         self.limiter = limiter
         self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] == self.exempt:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         wait = await self.limiter.hit(HTTPConnection(scope))
