@@ -183,13 +183,16 @@ def add_proxy_route(
     from engine.runtime.proxy import Proxy
 
     shared(app).needs_http = True
-    own = {"authorization", *([auth.header.lower()] if isinstance(auth, ApiKey) else [])}
+    credentials = credential_headers(target)
+    own = {"authorization", *(h.lower() for h in credentials)}
+    if isinstance(auth, ApiKey):
+        own.add(auth.header.lower())
     proxy = Proxy(
         target,
         endpoint(target),
         target_path,
         drop=frozenset() if forward_auth else frozenset(own),
-        credentials=credential_headers(target),
+        credentials=credentials,
     )
 
     async def answer(request: Request, parsed: Parsed) -> Response:

@@ -55,6 +55,7 @@ rt.add_proxy_route(app, method="GET", path="/seen", target="backend",
 rt.add_proxy_route(app, method="GET", path="/forwarded", target="backend", target_path="/seen",
                    forward_auth=True)
 rt.add_handler_route(app, method="GET", path="/client", handler=through_client)
+rt.add_proxy_route(app, method="GET", path="/client-header", target="backend", target_path="/seen")
 """
 
 KEY = "backend-secret"
@@ -101,6 +102,8 @@ def test_a_proxy_sends_the_pairs_credential_never_the_callers_own(
     assert answer.status_code == 200
     assert answer.json() == {"authorization": f"Bearer {MINTED}"}
     assert httpx.get(frontend.url + "/seen").status_code == 401  # the frontend's own auth
+    forged = httpx.get(frontend.url + "/client-header", headers={"Authorization": "Bearer x"})
+    assert forged.json() == {"authorization": f"Bearer {MINTED}"}
 
 
 def test_forward_auth_passes_the_callers_header_on(
