@@ -32,8 +32,9 @@ from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
+from engine.server.console_auth import console_link
 from engine.server.launch import ControlPlaneAddress
-from engine.state import State
+from engine.state import AppRecord, State
 from engine.units import Units, build_units
 
 Emit = Callable[[ApplyEvent], Awaitable[None]]
@@ -150,7 +151,11 @@ class Applier:
                 return False
             await emit(PlanEvent(plan.to_dict(), plan.render()))
             apply_id = self.state.begin_apply(plan.spec_sha256)
-            ok = await self._execute(prepared, environ, emit, health_timeout)
+            try:
+                ok = await self._execute(prepared, environ, emit, health_timeout)
+            except EngineError as exc:  # the target refused or could not be reached
+                await emit(ErrorEvent((str(exc),)))
+                ok = False
             (self.layout.dir / PROJECT_FILE).write_text(
                 json.dumps(
                     {"spec_path": str(spec_path), "project": plan.project, "target": self.target}
@@ -159,7 +164,7 @@ class Applier:
             summary = json.dumps(plan.counts())
             self.state.finish_apply(apply_id, "ok" if ok else "failed", summary)
             apps = tuple(sorted((await self.backend.observe()).values(), key=lambda d: d.name))
-            await emit(DoneEvent(ok, apps, self.api.url))
+            await emit(DoneEvent(ok, apps, console_link(self.api.url, self.api.token)))
             return ok
 
     async def _execute(
@@ -198,6 +203,8 @@ class Applier:
         for step in deletes:
             if step.kind == "task":
                 self.state.delete_task(step.name)
+            else:
+                self.state.delete_app(step.name)
             await emit(_step_event(step, "deleted"))
         await self.configure_tasks(prepared, environ, endpoints, emit)
         return not failed
@@ -212,9 +219,18 @@ class Applier:
         if result.url:
             endpoints[step.name] = result.url
         assert step.hash is not None
+        self._record(result)
         self.state.put_parts("app", step.name, step.hash, step.parts)
         await emit(_step_event(step, "running", url=result.url))
         return set()
+
+    def _record(self, result: Deployed) -> None:
+        """Record an app a cluster runs now; the local supervisor records its own (with
+        pids), so a record already at this hash is left alone."""
+        known = self.state.get_app(result.name)
+        if known is None or known.hash != result.hash:
+            state, url = str(result.state), result.url
+            self.state.put_app(AppRecord(result.name, result.hash, state, url=url))
 
     async def configure_tasks(
         self,

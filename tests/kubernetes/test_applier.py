@@ -13,7 +13,7 @@ from engine.layout import Layout
 from engine.server.apply import Applier
 from engine.server.launch import ControlPlaneAddress
 from engine.spec.model import Target
-from engine.state import AppRecord, State
+from engine.state import State
 from tests.kubernetes.conftest import NAMESPACE
 from tests.kubernetes.stub import Stub
 from tests.kubernetes.units import EXAMPLES, example_units
@@ -31,7 +31,7 @@ targets:
 class NoRunner:
     """Tasks are the runner's; these specs have none."""
 
-    async def configure(self, configs: object) -> None:
+    async def configure(self, units: object, endpoints: object) -> None:
         pass
 
 
@@ -52,14 +52,7 @@ def apply(project: Path) -> DoneEvent:
         with State(project / ".engine" / "k8s") as state:
             api = ControlPlaneAddress("http://cp.example:8765", "t")
             applier = Applier(Layout(project), state, backend, NoRunner(), api, target="k8s")  # type: ignore[arg-type]
-            await applier.apply(spec, {}, emit)
-            # As test_seam does: the local supervisor records its apps; for this backend the
-            # record is what the cluster says (the lead's wiring will do this).
-            known = await backend.observe()
-            for name in {r.name for r in state.apps()} - set(known):
-                state.delete_app(name)
-            for name, deployed in known.items():
-                state.put_app(AppRecord(name, deployed.hash, "running", url=deployed.url))
+            await applier.apply(spec, {}, emit)  # it records what the cluster runs now
 
     asyncio.run(main())
     assert isinstance(events[-1], DoneEvent), events

@@ -292,6 +292,7 @@ EXPECTED: dict[str, tuple[int, int, str, str]] = {
         "apps.web.depends_on[0].env",
         "PATH is set by engine itself; choose another variable",
     ),
+    "71-alias-bomb": (8, 6, "x-f", "YAML aliases expand this spec past 100,000 values"),
 }
 
 FILES = sorted(CORPUS.glob("*.yaml"))
