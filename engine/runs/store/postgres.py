@@ -23,6 +23,7 @@ The password is passed apart from the URL, so that the URL can be shown in every
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.parse
@@ -131,14 +132,18 @@ def _json(value: Any) -> str | None:
 class PostgresRunStore:
     """Runs in the PostgreSQL database at `url` (`postgresql://user@host:port/db`).
 
-    Build it with `await PostgresRunStore.connect(url, password=...)`: that checks the
-    server, the credentials and the schema (creating or migrating it) before it returns.
+    Constructing it does no I/O (so `open_store()` can); the first call opens it: checks
+    that the server answers, the credentials and the schema (creating or migrating it),
+    then opens a pool of up to `max_connections`. `await PostgresRunStore.connect(...)`
+    opens it at once, so that a bad URL fails where it is given. Raises RunStoreError.
     """
 
-    def __init__(self, url: str, pool: AsyncConnectionPool, password: str | None) -> None:
+    def __init__(self, url: str, *, password: str | None = None, max_connections: int = 4) -> None:
         self.url = url
-        self._pool = pool
         self._password = password
+        self._max_connections = max_connections
+        self._pool: AsyncConnectionPool | None = None
+        self._opening = asyncio.Lock()
         self._lock_conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._swept = 0.0
 
@@ -149,26 +154,36 @@ class PostgresRunStore:
     async def connect(
         cls, url: str, *, password: str | None = None, max_connections: int = 4
     ) -> PostgresRunStore:
-        """Open the store: check that the database answers, create or migrate its schema,
-        and open a pool of up to `max_connections` connections. Raises RunStoreError."""
-        async with await _connect(url, password) as conn:
-            await _migrate(conn, url)
-        pool: AsyncConnectionPool = AsyncConnectionPool(
-            url,
-            kwargs=_connect_kwargs(password),
-            min_size=1,
-            max_size=max_connections,
-            open=False,
-        )
-        await pool.open(wait=True, timeout=_CONNECT_TIMEOUT)
-        return cls(url, pool, password)
+        """A store over `url`, opened."""
+        store = cls(url, password=password, max_connections=max_connections)
+        await store.open()
+        return store
+
+    async def open(self) -> AsyncConnectionPool:
+        """Check the database, create or migrate its schema and open the pool (once)."""
+        async with self._opening:
+            if self._pool is None:
+                async with await _connect(self.url, self._password) as conn:
+                    await _migrate(conn, self.url)
+                pool: AsyncConnectionPool = AsyncConnectionPool(
+                    self.url,
+                    kwargs=_connect_kwargs(self._password),
+                    min_size=1,
+                    max_size=self._max_connections,
+                    open=False,
+                )
+                await pool.open(wait=True, timeout=_CONNECT_TIMEOUT)
+                self._pool = pool
+            return self._pool
 
     async def close(self) -> None:
         """Close the pool, and release the runner lock if this store holds it."""
         if self._lock_conn is not None:
             await self._lock_conn.close()
             self._lock_conn = None
-        await self._pool.close()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     # The runner lock
 
@@ -209,7 +224,8 @@ class PostgresRunStore:
         results: list[Created | None] = []
         fresh: list[Run] = []
         keyed: dict[tuple[str, str], Run] = {}  # keys claimed by this batch
-        async with self._pool.connection() as conn, conn.transaction():
+        pool = self._pool or await self.open()
+        async with pool.connection() as conn, conn.transaction():
             if now - self._swept > _KEY_SWEEP_EVERY:
                 await conn.execute("DELETE FROM run_keys WHERE expires_at <= %s", (now,))
                 self._swept = now
@@ -343,7 +359,8 @@ class PostgresRunStore:
         return _run(rows[0]) if rows else None
 
     async def _query(self, sql: str, args: Any) -> list[TupleRow]:
-        async with self._pool.connection() as conn:
+        pool = self._pool or await self.open()
+        async with pool.connection() as conn:
             cursor = await conn.execute(sql, args)
             return await cursor.fetchall()
 
