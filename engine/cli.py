@@ -542,8 +542,10 @@ def cancel(run_id: str, directory: Path | None) -> None:
 
 def _register_new() -> None:
     from engine.cli_new import new
+    from engine.cli_store import store
 
     main.add_command(new)
+    main.add_command(store)
 
 
 _register_new()
