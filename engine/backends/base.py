@@ -32,7 +32,7 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -257,17 +257,18 @@ class Deployed:
         }
 
 
+Locate = Callable[[tuple[str | int, ...], str], Diagnostic]
+"""Positions a problem found by a backend's `check()`: (json path, message) -> Diagnostic."""
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """Runs a project's apps on one target. Chosen by the target's `backend:` name."""
+    """Runs a project's apps on one target. Chosen by the target's `backend:` name; what a
+    target cannot run is its package's `check()` (see `engine.backends`), at validate."""
 
     name: str
     stable_endpoints: bool
     """True when an app keeps its URL across replacements, so dependents need no restart."""
-
-    def check(self, spec: Any) -> list[Diagnostic]:
-        """What this target cannot run in `spec` (a `engine.spec.Spec`), positioned."""
-        ...
 
     async def observe(self) -> dict[str, Deployed]:
         """What the target runs now, by app name."""

@@ -97,8 +97,15 @@ def _handler_modules(value: App | Task) -> list[str]:
     return sorted({r.module for r in refs if r is not None and hasattr(r, "module")})
 
 
+def _includes(value: App | Task) -> tuple[str, ...]:
+    """The globs of files the unit reads at run time: `include:`, and an app's static folder."""
+    if isinstance(value, App) and value.static is not None:
+        return (*value.include, f"{value.static.dir.rstrip('/')}/**/*")
+    return value.include
+
+
 def _artifact(spec: Spec, value: App | Task, kind: str, source: str | None) -> Artifact:
-    files = local_sources(spec.root, _handler_modules(value), value.include)
+    files = local_sources(spec.root, _handler_modules(value), _includes(value))
     # Every header names the spec's sha256: leave it out, or editing one app restarts all.
     module = (source or "").replace(spec.sha256, "")
     digest = hashlib.sha256()

@@ -23,14 +23,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from engine import __version__
+from engine.backends.base import ProjectContext
+from engine.backends.local.tasks import LocalTaskExecutor
 from engine.errors import EngineError
 from engine.layout import Layout
 from engine.runs.api import make_router, require_token
 from engine.runs.runner import Runner
-from engine.runs.store import RunStore
+from engine.runs.store import open_store
 from engine.server.apply import PROJECT_FILE, Applier, prepare, stopped_app_spec
 from engine.server.console import make_console_router
-from engine.server.launch import ControlPlaneAddress
+from engine.server.launch import ControlPlaneAddress, base_env
 from engine.server.supervisor import Supervisor
 from engine.state import State
 
@@ -55,10 +57,14 @@ class ControlPlane:
         self.api = api
         layout.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.state = State(layout.dir)
-        self.store = RunStore(layout.dir / "runs.db")
-        self.runner = Runner(self.store, layout.run_logs, api.url)
+        self.store = open_store("", layout.dir / "runs.db")
+        context = ProjectContext(self.project, layout.root, api.url, api.token)
+        self.executor = LocalTaskExecutor(
+            context, base_env(os.environ), layout.run_logs, layout.secret_files
+        )
+        self.runner = Runner(self.store, self.executor, layout.run_logs, api.url)
         self.supervisor = Supervisor(self.state, layout.logs)
-        self.applier = Applier(layout, self.state, self.supervisor, self.runner, api)
+        self.applier = Applier(layout, self.state, self.supervisor, self.runner, self.executor, api)
         self.shutdown: asyncio.Event = asyncio.Event()
 
     @property
@@ -114,7 +120,7 @@ class ControlPlane:
             self.state.delete_app(record.name)
         for name in list(self.state.tasks()):
             self.state.delete_task(name)
-        await self.runner.configure([])
+        await self.runner.configure([], {})
         (self.layout.dir / PROJECT_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.layout.secret_files, ignore_errors=True)  # secrets granted as files
         self.shutdown.set()
@@ -132,8 +138,9 @@ def create_control_plane(layout: Layout, api: ControlPlaneAddress) -> FastAPI:
             yield
         finally:
             await plane.runner.stop()
+            await plane.executor.close()
             await plane.supervisor.aclose()
-            plane.store.close()
+            await plane.store.close()
             plane.state.close()
 
     app = FastAPI(

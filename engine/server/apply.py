@@ -9,6 +9,7 @@ the control plane streams to the CLI.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 import socket
@@ -17,16 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.backends.local.tasks import LocalTaskExecutor
 from engine.compiler import Build, compile_spec, write_module
 from engine.errors import ApplyError, EngineError, SpecError
 from engine.layout import Layout
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
-from engine.server.launch import ControlPlaneAddress, app_process, task_config
+from engine.server.launch import ControlPlaneAddress, app_process, base_env
 from engine.server.supervisor import ProcessSpec, Supervisor
 from engine.spec import check_spec
 from engine.state import State
+from engine.units import task_unit
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 PROJECT_FILE = "project.json"
@@ -73,12 +76,14 @@ class Applier:
         state: State,
         supervisor: Supervisor,
         runner: Runner,
+        executor: LocalTaskExecutor,
         api: ControlPlaneAddress,
     ) -> None:
         self.layout = layout
         self.state = state
         self.supervisor = supervisor
         self.runner = runner
+        self.executor = executor
         self.api = api
         self.lock = asyncio.Lock()
 
@@ -230,20 +235,19 @@ class Applier:
         self, prepared: Prepared, environ: Mapping[str, str], emit: Emit | None = None
     ) -> None:
         """Give the runner every task of the spec, with its environment; record them."""
-        spec = prepared.build.spec
-        configs = [
-            task_config(
-                spec,
-                task,
-                layout=self.layout,
-                environ=environ,
-                secrets=prepared.secrets,
-                endpoints=self.endpoints(task.depends_on),
-                api=self.api,
-            )
-            for task in spec.tasks.values()
+        build, plan = prepared.build, prepared.plan
+        spec = build.spec
+        units = [
+            task_unit(build, task, prepared.secrets, plan.desired_hash("task", name))
+            for name, task in spec.tasks.items()
         ]
-        await self.runner.configure(configs)
+        # The project's name and the user's base variables are known from the spec applied.
+        self.executor.context = dataclasses.replace(
+            self.executor.context, project=spec.project, root=spec.root
+        )
+        self.executor.base_env = base_env(environ)
+        needed = tuple(sorted({d for task in spec.tasks.values() for d in task.depends_on}))
+        await self.runner.configure(units, self.endpoints(needed))
         for step in prepared.plan.steps:
             if step.kind == "task" and step.hash is not None:
                 self.state.put_task(step.name, step.hash)

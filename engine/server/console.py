@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from engine.runs.api import run_json
 from engine.runs.store import Run, RunStatus, RunStore
 
 LOG_TAIL = 200 * 1024
@@ -92,13 +93,13 @@ def make_console_router(
         )
         return HTMLResponse(html, code, headers=_HEADERS)
 
-    def runs_and_tasks(task: str, status: str) -> tuple[list[Run], list[str]]:
-        runs = store.list(task or None, RunStatus(status) if status else None, RUN_LIMIT)
-        tasks = {run.task for run in store.list(limit=500)} | ({task} - {""})
+    async def runs_and_tasks(task: str, status: str) -> tuple[list[Run], list[str]]:
+        runs = await store.list_runs(task or None, RunStatus(status) if status else None, RUN_LIMIT)
+        tasks = {run.task for run in await store.list_runs(limit=500)} | ({task} - {""})
         return runs, sorted(tasks)
 
-    # `home` is async so that `apps()` runs on the event loop, which owns the supervisor's
-    # state; the store's blocking reads go to a worker thread, as in the sync routes below.
+    # The routes are async: `apps()` and the store are the event loop's; only reading a
+    # log file goes to a worker thread.
     @router.get("/", name="console_home", response_class=HTMLResponse)
     async def home(request: Request, task: str = "", status: str = "") -> HTMLResponse:
         if status and status not in _STATUSES:
@@ -106,7 +107,7 @@ def make_console_router(
             message = f"There is no run status “{status}”. The statuses are: {known}."
             return page(request, "message.html", 400, title="Unknown status", message=message)
         app_rows = [_app_row(app) for app in apps()]
-        runs, tasks = await run_in_threadpool(runs_and_tasks, task, status)
+        runs, tasks = await runs_and_tasks(task, status)
         return page(
             request,
             "project.html",
@@ -120,24 +121,24 @@ def make_console_router(
         )
 
     @router.get("/runs/{run_id}.json", name="console_run_json")
-    def run_json(request: Request, run_id: str, log_from: int = 0) -> JSONResponse:
-        run = store.get(run_id)
+    async def run_data(request: Request, run_id: str, log_from: int = 0) -> JSONResponse:
+        run = await store.get(run_id)
         if run is None:
             raise HTTPException(404, f"no run {run_id!r}")
-        body = run.to_dict(str(request.base_url))
+        body = run_json(run, str(request.base_url))
         body["finished"] = run.finished
         body["max_attempts"] = run.max_attempts
         body["duration"] = _duration(run)
-        body["log"] = read_log_tail(run.log_path, log_from)
+        body["log"] = await run_in_threadpool(read_log_tail, run.log_path, log_from)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @router.get("/runs/{run_id}", name="console_run", response_class=HTMLResponse)
-    def run_page(request: Request, run_id: str) -> HTMLResponse:
-        run = store.get(run_id)
+    async def run_page(request: Request, run_id: str) -> HTMLResponse:
+        run = await store.get(run_id)
         if run is None:
             message = f"There is no run “{run_id}” in {project()}. It may have been mistyped."
             return page(request, "message.html", 404, title="Run not found", message=message)
-        log = read_log_tail(run.log_path)
+        log = await run_in_threadpool(read_log_tail, run.log_path)
         return page(
             request,
             "run.html",

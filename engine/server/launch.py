@@ -8,18 +8,17 @@ user's environment reaches an app or a task.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.backends.base import SecretGrant
+from engine.backends.local.secrets import secret_env
 from engine.compiler import MODULE_NAME
 from engine.layout import Layout
-from engine.runs.inputs import input_schema
-from engine.runs.pool import TaskConfig
 from engine.server.supervisor import PORT, ProcessSpec
-from engine.spec.model import App, Grant, Spec, Task, env_name
+from engine.spec.model import App, Grant, Spec, env_name
 
 BASE_VARIABLES = ("PATH", "HOME", "LANG", "TZ")
 
@@ -37,34 +36,16 @@ def endpoint_variable(app: str) -> str:
     return f"{env_name(app)}_ENDPOINT"
 
 
-def _base(environ: Mapping[str, str]) -> dict[str, str]:
+def base_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of the applying user's environment every app and task gets."""
     return {k: environ[k] for k in BASE_VARIABLES if k in environ}
 
 
 def _secret_env(
     layout: Layout, owner: str, grants: tuple[Grant, ...], secrets: Mapping[str, str]
 ) -> dict[str, str]:
-    env = {}
-    for grant in grants:
-        if grant.as_file:
-            env[f"{grant.variable}_FILE"] = str(
-                _write_secret(layout, owner, grant.variable, secrets[grant.secret])
-            )
-        else:
-            env[grant.variable] = secrets[grant.secret]
-    return env
-
-
-def _write_secret(layout: Layout, owner: str, variable: str, value: str) -> Path:
-    folder = layout.secret_files / owner
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for parent in (folder, folder.parent, folder.parent.parent):
-        os.chmod(parent, 0o700)
-    path = folder / variable
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(value)
-    return path
+    granted = [SecretGrant(g.secret, g.variable, g.as_file) for g in grants]
+    return secret_env(layout.secret_files / owner, granted, secrets)
 
 
 def _common_env(
@@ -75,7 +56,7 @@ def _common_env(
     endpoints: Mapping[str, str],
     api: ControlPlaneAddress,
 ) -> dict[str, str]:
-    env = _base(environ)
+    env = base_env(environ)
     env.update(declared)
     env.update({endpoint_variable(name): url for name, url in endpoints.items()})
     env.update(
@@ -141,30 +122,4 @@ def app_process(
         health_timeout=health_timeout,
         log_path=layout.logs / f"{app.name}.log",
         config_json=json.dumps(config, sort_keys=True),
-    )
-
-
-def task_config(
-    spec: Spec,
-    task: Task,
-    *,
-    layout: Layout,
-    environ: Mapping[str, str],
-    secrets: Mapping[str, str],
-    endpoints: Mapping[str, str],
-    api: ControlPlaneAddress,
-) -> TaskConfig:
-    """The runner's TaskConfig of `task`."""
-    env = _common_env(spec, layout, environ, task.env, endpoints, api)
-    env.update(_secret_env(layout, f"task-{task.name}", task.grants, secrets))
-    env["ENGINE_TASK"] = task.name
-    return TaskConfig(
-        name=task.name,
-        handler=task.handler.ref,
-        env=env,
-        cwd=spec.root,
-        retries=task.retries,
-        timeout=task.timeout,
-        input_schema=input_schema(task.inputs),
-        concurrency=task.concurrency,
     )

@@ -51,7 +51,7 @@ def test_local_sources_of_each_app() -> None:
         "hooks": (),
         "plain": (),
         "sockets": ("feeds.py", "sockets.py"),
-        "web": (),
+        "web": ("web/index.html",),  # the static folder
     }
     assert {n: t.files for n, t in BUILD.tasks.items()} == {
         "add-one": ("tasks.py",),
