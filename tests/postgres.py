@@ -5,8 +5,9 @@ socket folder (as the `postgres` user when the tests run as root: the server ref
 root), one user with a password; `pg_ctl stop -m fast` by its data folder at the end.
 Each test that needs a database asks `postgres.new_database()` for a fresh one.
 
-`fsync=off`: the tests crash processes, never the machine, and a commit survives a killed
-process without an fsync; it makes creating databases quick. bench/ runs with fsync on.
+`fsync=off` for the tests: they crash processes, never the machine, and a commit survives
+a killed process without an fsync; it makes creating databases quick. bench/runs.py starts
+one with `fsync=True`, PostgreSQL's default, so that every acknowledged run is on disk.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +52,7 @@ class PostgresServer:
     bin: Path
     folder: Path
     port: int
+    fsync: bool = False
     _names: Iterator[int] = field(default_factory=itertools.count)
 
     @property
@@ -100,7 +103,7 @@ class PostgresServer:
         )  # fmt: skip
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.sockets}"
-            " -c fsync=off -c max_connections=200"
+            f" -c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
         )
         subprocess.run(
             self.as_postgres(
@@ -120,23 +123,38 @@ class PostgresServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+NOT_INSTALLED = (
+    "PostgreSQL is not installed: `apt-get install postgresql` (Debian's package; CI's "
+    ".ci/run installs it)"
+)
+
+
+@contextmanager
+def postgres_server(fsync: bool = False) -> Iterator[PostgresServer]:
+    """A started server, stopped (by its data folder) and deleted on exit; RuntimeError
+    saying why if PostgreSQL is missing or does not start."""
+    bin_dir = _bin_dir()
+    if bin_dir is None:
+        raise RuntimeError(NOT_INSTALLED)
+    # Under /tmp itself, not pytest's per-user folder: the postgres user must reach it.
+    folder = Path(tempfile.mkdtemp(prefix="engine-pg-"))
+    server = PostgresServer(bin_dir, folder, _free_port(), fsync)
+    try:
+        try:
+            server.start()
+        except subprocess.CalledProcessError as exc:
+            log = folder / "log"
+            detail = exc.stderr.decode(errors="replace") + (log.read_text() if log.exists() else "")
+            raise RuntimeError(f"PostgreSQL did not start: {detail}") from None
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """Debian's PostgreSQL, started once for the session and stopped by its data folder."""
-    bin_dir = _bin_dir()
-    if bin_dir is None:
-        pytest.fail(
-            "PostgreSQL is not installed: `apt-get install postgresql` (Debian's package; "
-            "CI's .ci/run installs it)"
-        )
-    # Under /tmp itself, not pytest's per-user folder: the postgres user must reach it.
-    server = PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="engine-pg-")), _free_port())
-    try:
-        server.start()
-    except subprocess.CalledProcessError as exc:
-        log = server.folder / "log"
-        detail = exc.stderr.decode(errors="replace") + (log.read_text() if log.exists() else "")
-        server.stop()
-        pytest.fail(f"PostgreSQL did not start: {detail}")
-    yield server
-    server.stop()
+    if _bin_dir() is None:
+        pytest.fail(NOT_INSTALLED)
+    with postgres_server() as server:
+        yield server
