@@ -291,3 +291,21 @@ def test_a_thousand_concurrent_submissions_are_all_stored_once(open_store: Opene
         assert len(await first.unfinished()) == 1000
 
     scenario(open_store, body, stores=2)
+
+
+def test_batches_sharing_keys_in_opposite_orders_neither_deadlock_nor_duplicate(
+    open_store: Opener,
+) -> None:
+    async def body(first: RunStore, second: RunStore) -> None:
+        for n in range(20):
+            keys = [f"a{n}", f"b{n}"]
+            batches = [
+                store.create_many([NewRun("add", {}, key=k, key_ttl=60) for k in order])
+                for store, order in ((first, keys), (second, keys[::-1]))
+            ]
+            results = [c for batch in await asyncio.gather(*batches) for c in batch]
+            assert sum(c.created for c in results) == 2
+            assert len({c.run.id for c in results}) == 2
+        assert len(await first.list_runs(limit=100)) == 40
+
+    scenario(open_store, body, stores=2)

@@ -86,6 +86,12 @@ _COLUMNS = (
     " created_at, started_at, finished_at, log_path, handle"
 )
 _KEY_SWEEP_EVERY = 60.0  # seconds between deletions of expired idempotency keys
+# Expired keys, deleted on their own (not in a batch's transaction), skipping any a batch
+# is claiming: the sweep never waits for a batch nor a batch for it.
+_SWEEP = (
+    "DELETE FROM run_keys WHERE (task, key) IN (SELECT task, key FROM run_keys"
+    " WHERE expires_at <= %s FOR UPDATE SKIP LOCKED)"
+)
 _CONNECT_TIMEOUT = 5  # seconds (libpq's connect_timeout)
 
 
@@ -122,6 +128,24 @@ def _run(row: TupleRow) -> Run:
         finished_at=finished_at,
         log_path=log_path,
         handle=handle,
+    )
+
+
+def _queued(item: NewRun, run_id: str, now: float, logs_dir: Path | None) -> Run:
+    log = None if logs_dir is None else str(logs_dir / f"{run_id}.log")
+    return Run(
+        id=run_id,
+        task=item.task,
+        status=RunStatus.QUEUED,
+        inputs=dict(item.inputs),
+        outputs=None,
+        error=None,
+        attempts=0,
+        max_attempts=item.max_attempts,
+        created_at=now,
+        started_at=None,
+        finished_at=None,
+        log_path=log,
     )
 
 
@@ -221,61 +245,38 @@ class PostgresRunStore:
         file is `<logs_dir>/<id>.log` when `logs_dir` is given. An item whose key is held
         by a live run gets that run back, `created=False`."""
         now = time.time()
-        results: list[Created | None] = []
-        fresh: list[Run] = []
-        keyed: dict[tuple[str, str], Run] = {}  # keys claimed by this batch
         pool = self._pool or await self.open()
-        async with pool.connection() as conn, conn.transaction():
+        async with pool.connection() as conn:
             if now - self._swept > _KEY_SWEEP_EVERY:
-                await conn.execute("DELETE FROM run_keys WHERE expires_at <= %s", (now,))
                 self._swept = now
-            for item in items:
-                run_id = new_run_id()
-                if item.key is not None:
-                    existing = keyed.get((item.task, item.key))
-                    if existing is None:
-                        existing = await _claim_key(conn, item, run_id, now)
-                    if existing is not None:
-                        results.append(Created(existing, created=False))
+                await conn.execute(_SWEEP, (now,))
+            async with conn.transaction():
+                # Keys are claimed in one order by every batch, so that two batches holding
+                # the same keys wait for each other instead of deadlocking.
+                claims = {(i.task, i.key): i for i in items if i.key is not None}
+                held: dict[tuple[str, str | None], Run | str] = {}
+                for pair in sorted(claims):
+                    run_id = new_run_id()
+                    held[pair] = await _claim_key(conn, claims[pair], run_id, now) or run_id
+                results: list[Created] = []
+                for item in items:
+                    claim = held.get((item.task, item.key))
+                    if isinstance(claim, Run):
+                        results.append(Created(claim, created=False))
                         continue
-                log = None if logs_dir is None else str(logs_dir / f"{run_id}.log")
-                run = Run(
-                    id=run_id,
-                    task=item.task,
-                    status=RunStatus.QUEUED,
-                    inputs=dict(item.inputs),
-                    outputs=None,
-                    error=None,
-                    attempts=0,
-                    max_attempts=item.max_attempts,
-                    created_at=now,
-                    started_at=None,
-                    finished_at=None,
-                    log_path=log,
-                )
-                fresh.append(run)
-                results.append(None)
-                if item.key is not None:
-                    keyed[item.task, item.key] = run
-            async with conn.cursor() as cursor:
-                await cursor.executemany(
-                    "INSERT INTO runs (id, task, status, inputs, max_attempts, created_at,"
-                    " log_path) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            r.id,
-                            r.task,
-                            r.status.value,
-                            json.dumps(r.inputs),
-                            r.max_attempts,
-                            now,
-                            r.log_path,
-                        )
-                        for r in fresh
-                    ],
-                )
-        created = iter(fresh)
-        return [result or Created(next(created)) for result in results]
+                    run = _queued(item, claim or new_run_id(), now, logs_dir)
+                    if claim is not None:
+                        held[item.task, item.key] = run  # a second item with this key
+                    results.append(Created(run))
+                fresh = [c.run for c in results if c.created]
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(
+                        "INSERT INTO runs (id, task, status, inputs, max_attempts, created_at,"
+                        " log_path) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        [(r.id, r.task, r.status.value, json.dumps(r.inputs), r.max_attempts,
+                          now, r.log_path) for r in fresh],
+                    )  # fmt: skip
+        return results
 
     async def import_runs(self, runs: Sequence[Run]) -> int:
         """Store these runs as they are (ids, states, times), skipping ids already here;
