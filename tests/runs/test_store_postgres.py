@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from engine.backends.base import NewRun
+from engine.runs.store import open_store
 from engine.runs.store.postgres import SCHEMA_VERSION, PostgresRunStore, RunStoreError, redact
 from tests.postgres import PASSWORD, USER, PostgresServer
 
@@ -131,4 +134,28 @@ def test_a_lost_lock_connection_hands_the_lock_over(postgres: PostgresServer) ->
             await first.close()
             await second.close()
 
+    asyncio.run(main())
+
+
+def test_open_store_builds_it_without_io_and_its_first_call_opens_it(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres.new_database()
+    store = open_store(url, tmp_path / "runs.db")
+    assert isinstance(store, PostgresRunStore) and repr(store) == f"PostgresRunStore({url!r})"
+    assert not (tmp_path / "runs.db").exists()
+    unreachable = open_store(f"postgresql://{USER}@127.0.0.1:1/runs", tmp_path / "runs.db")
+
+    async def main() -> None:
+        with pytest.raises(RunStoreError, match="unreachable"):
+            await unreachable.list_runs()
+        try:
+            [created] = await store.create_many([NewRun("add", {})])
+            assert await store.get(created.run.id) == created.run
+        finally:
+            await store.close()
+            await unreachable.close()
+
+    # open_store passes no password yet: libpq's own variable stands in for the secret.
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
     asyncio.run(main())
