@@ -87,6 +87,22 @@ def hang(pidfile):
 
 def not_json():
     return {1, 2}
+
+
+def noisy(kib):
+    line = "x" * 1023
+    for _ in range(kib):
+        print(line)
+    return kib
+
+
+def slow(marks, seconds):
+    with open(marks, "a") as f:
+        f.write(f"start {os.getpid()}\\n")
+    time.sleep(seconds)
+    with open(marks, "a") as f:
+        f.write(f"end {os.getpid()}\\n")
+    return {"slept": seconds}
 '''
 
 HELPER = """

@@ -178,6 +178,24 @@ def test_logs_are_plain_text(api: httpx.Client) -> None:
     assert logs.text == "out: hi\nerr: hi\nfrom-child\n"
 
 
+def test_the_log_api_sends_a_range_and_the_size(api: httpx.Client) -> None:
+    run = api.post("/api/v1/runs", json={"task": "talk", "inputs": {"text": "hi"}}).json()
+    api.get(f"/api/v1/runs/{run['id']}/wait", params={"timeout": 20})
+    url = f"/api/v1/runs/{run['id']}/logs"
+
+    whole = api.get(url)
+    part = api.get(url, params={"offset": 5, "limit": 7})
+    tail = api.get(url, params={"offset": 16})
+    beyond = api.get(url, params={"offset": 1000})
+
+    assert whole.text == "out: hi\nerr: hi\nfrom-child\n"
+    assert whole.headers["x-log-size"] == str(len(whole.content))
+    assert (part.status_code, part.text, part.headers["x-log-size"]) == (200, "hi\nerr:", "27")
+    assert tail.text == "from-child\n"
+    assert (beyond.status_code, beyond.text) == (200, "")
+    assert api.get(url, params={"offset": -1}).status_code == 422
+
+
 @pytest.mark.parametrize(
     ("headers", "status"),
     [({}, 401), ({"Authorization": "Basic abc"}, 401), ({"Authorization": "Bearer wrong"}, 403)],
