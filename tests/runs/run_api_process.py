@@ -4,7 +4,7 @@
 
 CONFIG: {"store": "" (SQLite at <state>/runs.db) or "postgresql://...", "project": the
 folder of the task modules, "state": a folder for logs and workers, "port": int, "token":
-str, "tasks": [{"name", "handler", "concurrency", "inputs"}]}; the store's password is
+str, "tasks": [{"name", "handler", "concurrency", "retries", "inputs"}]}; the store's password is
 `ENGINE_RUN_STORE_PASSWORD`.
 The real runner, local task executor, run store and run API, wired as the control plane
 wires them; what it leaves out (apps, the console) no test of it needs.
@@ -37,13 +37,14 @@ from engine.runs.store.sqlite import SQLiteRunStore
 
 
 def _units(config: dict[str, Any], project: Path) -> list[TaskUnit]:
+    files = tuple(sorted(p.name for p in project.glob("*.py")))
     units = []
     for task in config["tasks"]:
-        bundle = Bundle(task["name"], "task", "v1", project, ("tasks.py",))
+        bundle = Bundle(task["name"], "task", "v1", project, files)
         units.append(
             TaskUnit(
                 task["name"], "v1", task["handler"], bundle,
-                concurrency=task.get("concurrency", 1),
+                concurrency=task.get("concurrency", 1), retries=task.get("retries", 0),
                 input_schema=input_schema(task.get("inputs") or {}),
             )
         )  # fmt: skip
