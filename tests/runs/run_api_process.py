@@ -1,11 +1,10 @@
-"""A control plane reduced to the run API, as its own uvicorn process, over any run store.
+"""A control plane reduced to the run API, as its own uvicorn process, on a PostgreSQL store.
 
     python -m tests.runs.run_api_process CONFIG.json
 
-CONFIG: {"store": "" (SQLite at <state>/runs.db) or "postgresql://...", "project": the
-folder of the task modules, "state": a folder for logs and workers, "port": int, "token":
-str, "tasks": [{"name", "handler", "concurrency", "retries", "inputs"}]}; the store's password is
-`ENGINE_RUN_STORE_PASSWORD`.
+CONFIG: {"store": "postgresql://...", "project": the folder of the task modules, "state":
+a folder for logs and workers, "port": int, "token": str, "tasks": [{"name", "handler",
+"concurrency", "retries", "inputs"}]}; the store's password is `ENGINE_RUN_STORE_PASSWORD`.
 The real runner, local task executor, run store and run API, wired as the control plane
 wires them; what it leaves out (apps, the console) no test of it needs.
 """
@@ -27,13 +26,12 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from engine.backends.base import Bundle, ProjectContext, RunStore, TaskUnit
+from engine.backends.base import Bundle, ProjectContext, TaskUnit
 from engine.backends.local.tasks import LocalTaskExecutor
 from engine.runs.api import make_router
 from engine.runs.inputs import input_schema
 from engine.runs.runner import Runner
 from engine.runs.store.postgres import PostgresRunStore
-from engine.runs.store.sqlite import SQLiteRunStore
 
 
 def _units(config: dict[str, Any], project: Path) -> list[TaskUnit]:
@@ -56,11 +54,7 @@ def build(config: dict[str, Any]) -> FastAPI:
     project = Path(config["project"])
     state = Path(config["state"])
     url = f"http://127.0.0.1:{config['port']}"
-    store: RunStore = (
-        PostgresRunStore(config["store"], password=os.environ.get("ENGINE_RUN_STORE_PASSWORD"))
-        if config["store"]
-        else SQLiteRunStore(state / "runs.db")
-    )
+    store = PostgresRunStore(config["store"], password=os.environ["ENGINE_RUN_STORE_PASSWORD"])
     context = ProjectContext("test", project, url, config["token"])
     executor = LocalTaskExecutor(
         context, {"PATH": os.environ.get("PATH", "")}, state / "runs", state / "secrets"
@@ -84,7 +78,7 @@ def build(config: dict[str, Any]) -> FastAPI:
 class RunAPIProcess:
     """Start this module as a process on a free port; stopped by its pid on exit."""
 
-    def __init__(self, state: Path, config: dict[str, Any], password: str | None = None) -> None:
+    def __init__(self, state: Path, config: dict[str, Any], password: str) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -93,9 +87,11 @@ class RunAPIProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.log = state / "run-api.log"
         (state / "config.json").write_text(json.dumps(self.config))
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        if password is not None:
-            env["ENGINE_RUN_STORE_PASSWORD"] = password
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            "ENGINE_RUN_STORE_PASSWORD": password,
+        }
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.runs.run_api_process", str(state / "config.json")],
