@@ -61,7 +61,7 @@ def run_json(run: Run, base_url: str) -> dict[str, Any]:
     }
 
 
-_EXAMPLE_RUN = {
+_EXAMPLE_RUN: dict[str, Any] = {
     "id": "Xq3v9ZbT0kLm",
     "task": "add-one",
     "status": "succeeded",
@@ -141,7 +141,7 @@ def require_token(token: str) -> Any:
     return authenticate
 
 
-_NOT_FOUND = {404: {"description": "No run with this id."}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No run with this id."}}
 
 
 def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -> APIRouter:

@@ -22,10 +22,13 @@ refused one means someone else, e.g. a cancel, moved the run first: the slot let
 Runs submitted in the same turn of the loop are committed in one transaction, each before
 its `submit()` returns. Retries wait `retry_delay * 2 ** (attempt - 1)` seconds.
 
-Once an attempt started, the runner records where it runs (`executor.handle()`) with the
-run. It polls the executor right after starting the call, yielding to the loop one turn
-at a time first, so that an executor which reports its handle and then yields once
-before the attempt can begin (the local one) has it recorded first. On `start()`, a run
+The slot awaits `executor.run()` inline (no task in between: a run costs no extra turn
+of the loop); a timeout or a cancel ends that await. Once the attempt started, the
+runner records where it runs (`executor.handle()`) with the run, and the task's timeout
+starts counting (waiting for a worker is not the attempt's time). A helper polls the
+executor from the start of the call, yielding one loop turn at a time at first, so that
+an executor which reports its handle and then yields once before the attempt can begin
+(the local one) has it recorded first. On `start()`, a run
 left `running` with a handle is handed to `executor.reattach()`: its attempt is waited
 for (it counts against no slot), never started a second time beside it; one without a
 handle, or whose attempt is gone without a result, is retried or failed as lost.
@@ -40,7 +43,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +112,8 @@ class Runner:
         self._queues: dict[str, asyncio.Queue[str]] = {}
         self._slots: dict[str, list[_Slot]] = {}
         self._retired: list[_Slot] = []
-        self._attempts: dict[str, asyncio.Task[AttemptResult | None]] = {}
+        self._attempts: dict[str, asyncio.Timeout] = {}  # run id -> its attempt's deadline
+        self._cancelled: set[str] = set()
         self._adoptions: set[asyncio.Task[None]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._subscribers: dict[str, set[asyncio.Queue[Run]]] = {}
@@ -123,13 +127,13 @@ class Runner:
         return self._units
 
     async def configure(self, units: Sequence[TaskUnit], endpoints: Mapping[str, str]) -> None:
-        """Run these tasks from now on: the executor gets them first (a changed hash gets
-        fresh workers there), then queues and slots follow. A removed task's queued runs
-        fail; runs already running finish where they run."""
-        await self.executor.configure(units, endpoints)
+        """Run these tasks from now on. A removed task's queued runs fail at once; then the
+        executor gets the units (a changed hash gets fresh workers there), then queues and
+        slots follow. Runs already running finish where they run."""
         wanted = {unit.name: unit for unit in units}
         for name in self._units.keys() - wanted.keys():
-            await self._remove(name)
+            await self._remove(name)  # first: none of its queued runs starts meanwhile
+        await self.executor.configure(units, endpoints)
         for name, unit in wanted.items():
             old = self._units.get(name)
             if old is None or old.input_schema != unit.input_schema:
@@ -163,7 +167,7 @@ class Runner:
         self._timers.clear()
         slots = [slot for slots in self._slots.values() for slot in slots] + self._retired
         tasks: list[asyncio.Future[Any]] = [slot.task for slot in slots if slot.task]
-        tasks += [*self._adoptions, *self._attempts.values()]
+        tasks += self._adoptions  # attempts are awaited inside these: cancelled with them
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -237,9 +241,10 @@ class Runner:
         if cancelled is None:  # it finished meanwhile
             return await self.get(run_id)
         self._changed(cancelled)
-        attempt = self._attempts.get(run_id)
-        if attempt is not None:
-            attempt.cancel()
+        deadline = self._attempts.get(run_id)
+        if deadline is not None:  # ends the attempt's await now, as a timeout would
+            self._cancelled.add(run_id)
+            deadline.reschedule(asyncio.get_running_loop().time())
         return cancelled
 
     # Submissions
@@ -314,8 +319,12 @@ class Runner:
             return  # cancelled while queued, or enqueued twice
         self._changed(run)
         unit = self._units.get(run.task)
-        job = asyncio.create_task(self.executor.run(self._attempt(run)))
-        await self._carry(run, job, unit.timeout if unit else None, record=True)
+        timeout = unit.timeout if unit else None
+        recorder = asyncio.create_task(self._record_handle(run.id, timeout))
+        try:
+            await self._carry(run, self.executor.run(self._attempt(run)), timeout, started=False)
+        finally:
+            recorder.cancel()
 
     async def _adopt(self, run: Run) -> None:
         """Wait for the attempt a previous control plane started, then settle the run."""
@@ -325,55 +334,59 @@ class Runner:
         timeout = unit.timeout if unit else None
         if timeout is not None and run.started_at is not None:
             timeout = max(0.0, timeout - (time.time() - run.started_at))
-        job = asyncio.create_task(self.executor.reattach(self._attempt(run), handle))
         try:
-            await self._carry(run, job, timeout, record=False)
+            await self._carry(run, self.executor.reattach(self._attempt(run), handle), timeout)
         except Exception:
             log.exception("run %s: could not be reattached", run.id)
 
     async def _carry(
         self,
         run: Run,
-        job: asyncio.Task[AttemptResult | None] | asyncio.Task[AttemptResult],
+        attempt: Awaitable[AttemptResult | None],
         timeout: float | None,
         *,
-        record: bool,
+        started: bool = True,
     ) -> None:
-        """Wait for the attempt `job` up to `timeout` s, then settle the run by its end."""
-        self._attempts[run.id] = job
+        """Await the attempt (inline: no task between the executor and the slot) within
+        `timeout` s, then settle the run by how it ended. Unless `started`, the timeout
+        counts from when the executor reports the attempt's handle (waiting for a worker is
+        not the attempt's time). `cancel()` moves the deadline to now, so a cancelled
+        attempt ends the same way a timed-out one does."""
+        deadline = asyncio.timeout(timeout if started else None)
+        self._attempts[run.id] = deadline
         try:
-            if record:
-                await self._record_handle(run.id, job)
-            done, _ = await asyncio.wait({job}, timeout=timeout)
-            if not done:
-                job.cancel()
-                await asyncio.wait({job})  # until the executor has stopped the attempt
+            async with deadline:
+                result = await attempt
+        except Exception as exc:
+            if run.id in self._cancelled:
+                return  # cancel(): the store says so already
+            if isinstance(exc, TimeoutError) and deadline.expired():
                 error = f"timed out after {timeout:g} s"
                 self._changed(await self.store.finish(run.id, RunStatus.TIMED_OUT, error=error))
                 return
+            log.error("run %s: the executor failed", run.id, exc_info=exc)
+            result = AttemptResult(Outcome.LOST, error=_describe(exc))
         finally:
             self._attempts.pop(run.id, None)
-            job.cancel()  # a no-op once done; stops the attempt when we are cancelled
-        if job.cancelled():
-            return  # cancel(): the store says so already
-        if (exc := job.exception()) is not None:
-            log.error("run %s: the executor failed", run.id, exc_info=exc)
-            result: AttemptResult | None = AttemptResult(Outcome.LOST, error=_describe(exc))
-        else:
-            result = job.result()
+            self._cancelled.discard(run.id)
         if result is None:
             await self._fail(run, WORKER_LOST, retry_now=True)
         elif result.outcome == Outcome.SUCCEEDED:
-            done_run = await self.store.finish(run.id, RunStatus.SUCCEEDED, outputs=result.outputs)
-            self._changed(done_run)
+            done = await self.store.finish(run.id, RunStatus.SUCCEEDED, outputs=result.outputs)
+            self._changed(done)
         else:
             await self._fail(run, result.error or f"attempt {result.outcome}")
 
-    async def _record_handle(self, run_id: str, job: asyncio.Future[Any]) -> None:
+    async def _record_handle(self, run_id: str, timeout: float | None) -> None:
+        """Record the attempt's handle once the executor reports it (see the module
+        docstring), and start its timeout: polled each loop turn at first, then at most
+        `_POLL_MAX` s apart."""
         pause, spins = 0.0, 0
-        while not job.done():
+        while (deadline := self._attempts.get(run_id)) is not None:
             handle = self.executor.handle(run_id)
             if handle is not None:
+                if timeout is not None and run_id not in self._cancelled:
+                    deadline.reschedule(asyncio.get_running_loop().time() + timeout)
                 await self.store.set_handle(run_id, handle.encode())
                 return
             if spins < _SPINS:
@@ -381,7 +394,7 @@ class Runner:
                 await asyncio.sleep(0)
             else:
                 pause = min(_POLL_MAX, pause * 2 or 0.001)
-                await asyncio.wait({job}, timeout=pause)
+                await asyncio.sleep(pause)
 
     async def _fail(self, run: Run, error: str, *, retry_now: bool = False) -> bool:
         """Retry the run if it has attempts left, else fail it; whether it was retried."""

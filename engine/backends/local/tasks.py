@@ -12,8 +12,9 @@ is killed or dies. The rule for a changed task:
 
 An attempt's handle is `local:<pid>:<start time>` of its worker: a control plane that was
 killed and restarted finds the worker by it (`reattach()`), waits for it to end, and reads
-the result the worker wrote next to the run's log (`<run>.result.json`), since the socket
-it would have replied on died with the old control plane.
+the result the worker wrote next to the run's log (`<run>.result.json`) when it found the
+socket it would have replied on gone with the old control plane. (A worker writes that
+file only then: a run costs no file beyond its log.)
 """
 
 from __future__ import annotations
@@ -246,7 +247,6 @@ class LocalTaskExecutor:
                 workers.give_back(worker)
             else:  # lost, cancelled (timeout, cancel, stop) or broken: it must not go on
                 workers.discard(worker)
-        _forget_result(attempt)
         return _result(reply)
 
     def _job(self, attempt: Attempt) -> dict[str, Any]:

@@ -10,14 +10,14 @@ there), one JSON object per line each way:
     worker -> executor  {"id", "attempt", "ok": true, "outputs"}
                       | {"id", "attempt", "ok": false, "error"}
 
-Before replying, the worker writes the reply to `result_path` too (atomically): a control
-plane killed while the run was in flight has lost the socket, and its successor reads the
-result from there. The worker exits when the socket closes (or a reply cannot be sent).
+A control plane killed while a run was in flight cannot read its reply: when the socket
+ends (or a reply cannot be sent) before the next job, which shows the last reply was
+read, the worker writes that reply to the job's `result_path` (atomically) for the next
+control plane, then exits. `{"stop": true}` ends it without.
 
-During a run, fds 1 and 2 are a pipe that a thread copies into the run's log file, up to
-`log_cap` bytes of file; at the cap it writes one line saying so and drops the rest. A
-failure's traceback goes to the log, while `error` holds only the exception's type and
-message.
+fds 1 and 2 are a pipe (`Output`) copied into the current run's log file, up to `log_cap`
+bytes of file; at the cap one line says so and the rest is dropped. A failure's traceback
+goes to the log, while `error` holds only the exception's type and message.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import importlib
 import inspect
 import json
 import os
+import select
 import socket
 import sys
 import threading
@@ -59,52 +60,84 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-DRAIN_WAIT = 1.0
-"""Seconds a run's end waits for its output to reach the log; longer only when a process
-the run left behind still holds the pipe (its later output still goes to this log)."""
+_CHUNK = 65536
+_DRAIN_MAX = 2**20
+"""Most bytes a run's end copies itself: what the run wrote is at most a pipe's capacity;
+more would be a process it left behind, still writing (the copier thread takes that)."""
 
 
-def _copy(pipe: int, log: int, room: int, cap: int) -> None:
-    """Copy `pipe` into `log` until EOF, writing at most `room` bytes, then the cap line."""
-    try:
-        while chunk := os.read(pipe, 65536):
-            if room <= 0:
-                continue  # over the cap: drain, so that writers never block
-            kept = chunk[:room]
-            os.write(log, kept)
-            room -= len(kept)
-            if room <= 0:
-                note = f"\n[engine] this run's log reached its cap of {cap} bytes; the rest"
-                os.write(log, f"{note} of its output is dropped\n".encode())
-    finally:
-        os.close(pipe)
-        os.close(log)
+class Output:
+    """fds 1 and 2 of the worker (and so sys.stdout/stderr and child processes): one pipe,
+    which a thread copies to the current run's log, up to its cap, and between runs to the
+    worker's own output. At a run's end the worker itself copies what is left in the pipe
+    (under the same lock), so the log is complete when the reply is sent, without waking
+    the thread for runs that print nothing. A process a run left behind still writes to
+    the pipe: its output goes to wherever the worker is logging then."""
 
-
-@contextmanager
-def redirect_output(log_path: str, cap: int) -> Iterator[None]:
-    """Point fds 1 and 2 (and so sys.stdout/stderr and child processes) at a pipe that a
-    thread copies into the log file, keeping the file within `cap` bytes."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    room = cap - os.fstat(log).st_size
-    read, write = os.pipe()
-    copier = threading.Thread(target=_copy, args=(read, log, room, cap), daemon=True)
-    copier.start()
-    try:
+    def __init__(self) -> None:
+        self._own = os.dup(1)
+        read, write = os.pipe()
+        os.set_blocking(read, False)
         os.dup2(write, 1)
         os.dup2(write, 2)
-        yield
-    finally:
+        os.close(write)
+        self._pipe = read
+        self._lock = threading.Lock()
+        self._log: int | None = None
+        self._room = 0
+        self._cap = 0
+        threading.Thread(target=self._copy, name="engine-output", daemon=True).start()
+
+    @contextmanager
+    def to(self, log_path: str, cap: int) -> Iterator[None]:
+        """Send the output to `log_path` for the duration, keeping the file within `cap`."""
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (write, *saved):
-            os.close(fd)
-        copier.join(DRAIN_WAIT)
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with self._lock:
+            self._drain()  # what came before belongs to the worker's own output
+            self._log, self._room, self._cap = log, cap - os.fstat(log).st_size, cap
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            with self._lock:
+                self._drain()
+                self._log = None
+            os.close(log)
+
+    def _copy(self) -> None:
+        poller = select.poll()
+        poller.register(self._pipe, select.POLLIN)
+        while True:
+            poller.poll()
+            with self._lock:
+                self._drain()
+
+    def _drain(self) -> None:
+        """Copy what the pipe holds now (the lock is held)."""
+        copied = 0
+        while copied < _DRAIN_MAX:
+            try:
+                chunk = os.read(self._pipe, _CHUNK)
+            except BlockingIOError:
+                return
+            copied += len(chunk)
+            self._write(chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        if self._log is None:
+            os.write(self._own, chunk)
+            return
+        if self._room <= 0:
+            return  # over the cap: dropped
+        kept = chunk[: self._room]
+        os.write(self._log, kept)
+        self._room -= len(kept)
+        if self._room <= 0:
+            note = f"\n[engine] this run's log reached its cap of {self._cap} bytes; the rest"
+            os.write(self._log, f"{note} of its output is dropped\n".encode())
 
 
 @contextmanager
@@ -134,11 +167,11 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def execute(handler: Callable[..., Any], job: dict[str, Any]) -> dict[str, Any]:
+def execute(handler: Callable[..., Any], job: dict[str, Any], output: Output) -> dict[str, Any]:
     """Run one job and return the reply for the runner."""
     reply: dict[str, Any] = {"id": job["id"], "attempt": job.get("attempt", 1)}
     cap = job.get("log_cap") or DEFAULT_LOG_CAP
-    with redirect_output(job["log_path"], cap), environment(job.get("env", {})):
+    with output.to(job["log_path"], cap), environment(job.get("env", {})):
         if job.get("attempt", 1) > 1:
             print(f"--- attempt {job['attempt']} ---", flush=True)
         try:
@@ -168,7 +201,7 @@ def send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(json.dumps(message).encode() + b"\n")
 
 
-def serve(sock: socket.socket, spec: str) -> int:
+def serve(sock: socket.socket, spec: str, output: Output) -> int:
     """Import the handler, report readiness, then run jobs until the socket closes."""
     try:
         handler = load_handler(spec)
@@ -177,12 +210,21 @@ def serve(sock: socket.socket, spec: str) -> int:
         send(sock, {"ready": False, "error": f"cannot import {spec}: {describe(exc)}"})
         return 1
     send(sock, {"ready": True})
-    with sock.makefile("rb") as lines:
-        for line in lines:
-            job = json.loads(line)
-            reply = execute(handler, job)
-            keep(job.get("result_path"), reply)
-            send(sock, reply)
+    unread: tuple[str | None, dict[str, Any]] | None = None
+    try:
+        with sock.makefile("rb") as lines:
+            for line in lines:
+                unread = None  # a job comes only once the last reply was read
+                job = json.loads(line)
+                if job.get("stop"):
+                    return 0
+                reply = execute(handler, job, output)
+                unread = (job.get("result_path"), reply)
+                send(sock, reply)
+    except OSError:  # the control plane is gone: it may not have read the last reply
+        pass
+    if unread is not None:
+        keep(*unread)
     return 0
 
 
@@ -196,10 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     with socket.socket(fileno=args.fd) as sock:
-        try:
-            return serve(sock, args.handler)
-        except (BrokenPipeError, ConnectionResetError):  # the control plane is gone
-            return 0
+        return serve(sock, args.handler, Output())
 
 
 if __name__ == "__main__":

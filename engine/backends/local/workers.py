@@ -159,7 +159,9 @@ class WorkerProcess:
 
     async def stop(self, grace: float = 2.0) -> None:
         """End an idle worker: close its socket, SIGTERM, then SIGKILL after `grace` s."""
-        self._writer.close()  # a worker between jobs exits on EOF
+        with contextlib.suppress(OSError):
+            self._writer.write(b'{"stop": true}\n')  # it exits at once, keeping no reply
+        self._writer.close()
         self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), grace)
