@@ -61,6 +61,7 @@ class RunClient:
         key: str | None = None,
         key_ttl: float | None = None,
     ) -> None:
+        self.api_url = base_url
         self.base_url = base_url.rstrip("/") + "/api/v1/runs"
         self.token = token
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -70,8 +71,7 @@ class RunClient:
 
     def keyed(self, key: str, ttl: float | None) -> RunClient:
         """A client like this one whose starts carry the idempotency key `key`, held `ttl` s."""
-        base = self.base_url.removesuffix("/api/v1/runs")
-        return RunClient(base, self.token, self.http, key=key, key_ttl=ttl)
+        return RunClient(self.api_url, self.token, self.http, key=key, key_ttl=ttl)
 
     @staticmethod
     def settings_from_env() -> tuple[str, str]:
