@@ -37,7 +37,7 @@ from engine.backends.base import (
     TaskUnit,
     unit_environment,
 )
-from engine.backends.local.secrets import secret_env
+from engine.backends.local.environment import secret_environment
 from engine.backends.local.worker import DEFAULT_LOG_CAP
 from engine.backends.local.workers import (
     WorkerLost,
@@ -165,8 +165,8 @@ class _Workers:
 class LocalTaskExecutor:
     """Carries out attempts in worker processes on this machine (see the module docstring).
 
-    `context` and `base_env` (PATH, HOME, LANG, TZ) may be replaced before a `configure()`
-    (the project's name is known once a spec is applied). `log_cap` bounds each run's log.
+    `base_env` is what every worker gets first (PATH, HOME, LANG, TZ, the project's process
+    marker). `log_cap` bounds each run's log file, in bytes.
     """
 
     name = "local"
@@ -212,7 +212,8 @@ class LocalTaskExecutor:
     def _version(self, unit: TaskUnit, endpoints: Mapping[str, str]) -> _Version:
         root = unit.bundle.root
         env = {**self.base_env, **unit_environment(self.context, unit, endpoints)}
-        env.update(secret_env(self.secret_dir / f"task-{unit.name}", unit.grants, unit.secrets))
+        folder = self.secret_dir / f"task-{unit.name}"
+        env.update(secret_environment(folder, unit.grants, unit.secrets))
         env["ENGINE_API_TOKEN"] = self.context.api_token
         env["PYTHONPATH"] = str(root)  # the spec's folder first; workers.py appends engine's
         size = max(1, unit.concurrency)

@@ -64,8 +64,10 @@ def spawn(
     log_path: Path,
     *,
     max_log_bytes: int = LOG_MAX_BYTES,
+    pass_fds: Sequence[int] = (),
 ) -> ProcessHandle:
-    """Start `argv` in a new session with stdout and stderr appended to `log_path`."""
+    """Start `argv` in a new session with stdout and stderr appended to `log_path`; the fds
+    in `pass_fds` stay open in it under the same numbers."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     rotate_log(log_path, max_log_bytes)
     with open(log_path, "ab") as log:
@@ -79,6 +81,7 @@ def spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            pass_fds=tuple(pass_fds),
         )
     # The child cannot be reaped before we poll it, so its /proc entry is still there.
     start_time = process_start_time(popen.pid)
@@ -169,6 +172,80 @@ def _wait_gone(pid: int, start_time: int, timeout: float) -> bool:
             return False
         time.sleep(_POLL)
     return True
+
+
+def listen(port: int | None = None, backlog: int = 2048) -> socket.socket:
+    """A TCP socket listening on 127.0.0.1:`port` (a free one if None), held for an app.
+
+    SO_REUSEPORT lets a restarted control plane bind the port again while an adopted app
+    still holds the old socket (the kernel allows it for the same user only). IPPROTO_TCP,
+    so that asyncio in the app sets TCP_NODELAY on its connections.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port or 0))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def spawn_detached(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start a long-lived process (the control plane) in its own session."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process
+
+
+def marked(variable: str, marker: str, exclude: int | None = None) -> list[tuple[int, int]]:
+    """(pid, start time) of every process of this user whose environment holds
+    `variable=marker`: what the engine started, found without its state."""
+    needle = f"{variable}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), exclude):
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        start = process_start_time(int(entry.name))
+        if needle in environ and start is not None and is_ours(int(entry.name), start):
+            found.append((int(entry.name), start))
+    return sorted(found)
+
+
+def terminate_marked(variable: str, marker: str, grace: float = 5.0) -> int:
+    """End every process `marked()` finds, each by its pid (SIGTERM, then SIGKILL after
+    `grace`), children that left their group with setsid included; return how many."""
+    found = marked(variable, marker)
+    for pid, _ in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(is_ours(*p) for p in found) and time.monotonic() < deadline:
+        time.sleep(_POLL)
+    for pid, start in found:
+        if is_ours(pid, start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return len(found)
 
 
 def pick_free_port() -> int:
