@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from engine.errors import EngineError, SpecError
 from engine.events import ApplyEvent, ErrorEvent, to_json
 from engine.runs.api import require_token
+from engine.tail import tail_lines
 
 if TYPE_CHECKING:
     from engine.server.app import ControlPlane
@@ -121,7 +122,7 @@ def _log_lines(
 ) -> AsyncIterator[str]:
     """The lines of app `name`'s log; 404 naming the apps there are."""
     if name == CONTROL_PLANE_LOG:
-        return _file_lines(plane.layout.control_plane_log, tail, follow)
+        return tail_lines(plane.layout.control_plane_log, tail, follow)
     if name not in known:
         names = ", ".join(sorted(known)) or "none"
         raise HTTPException(
@@ -130,18 +131,6 @@ def _log_lines(
             f"(and {CONTROL_PLANE_LOG!r} for the engine's own log)",
         )
     return plane.backend.logs(name, tail, follow)
-
-
-async def _file_lines(path: Path, tail: int, follow: bool) -> AsyncIterator[str]:
-    with path.open(errors="replace") as f:
-        for line in f.readlines()[-tail:] if tail > 0 else []:
-            yield line
-        while follow:
-            line = f.readline()
-            if line:
-                yield line
-            else:
-                await asyncio.sleep(0.2)
 
 
 async def _apply_events(plane: ControlPlane, request: ApplyRequest) -> AsyncIterator[bytes]:

@@ -109,6 +109,9 @@ def test_the_transitions_are_exactly_these() -> None:
     S = AppState
     assert {(a.name, b.name) for a, targets in TRANSITIONS.items() for b in targets} == {
         ("STOPPED", "STARTING"),
+        ("RUNNING", "UNHEALTHY"),
+        ("UNHEALTHY", "BACKOFF"),
+        ("UNHEALTHY", "STOPPING"),
         ("STARTING", "RUNNING"),
         ("STARTING", "BACKOFF"),
         ("STARTING", "FAILED"),
