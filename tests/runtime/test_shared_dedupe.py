@@ -19,8 +19,8 @@ import pytest
 
 from engine.backends.base import RunStatus
 from engine.compiler import render_app
+from engine.load import load_spec
 from engine.runs.store.postgres import PostgresRunStore
-from engine.spec import load_spec
 from tests.postgres import PASSWORD, PostgresServer
 from tests.runs.run_api_process import RunAPIProcess
 from tests.runtime.conftest import REPO, ProcessServer
