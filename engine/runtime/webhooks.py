@@ -16,14 +16,13 @@ redelivery to one is answered again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.runtime import secret
+from engine.runtime import jsonbody, secret
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import Auth, resolve
 from engine.runtime.runclient import DuplicateRun
@@ -147,8 +146,10 @@ class Webhook:
 
     def _parse(self, raw: bytes) -> Any:
         try:
-            return json.loads(raw)
-        except ValueError:
+            return jsonbody.loads(raw)
+        except jsonbody.BadJson as exc:
+            if exc.pos is None:  # JSON, but not what engine can carry
+                raise _Reject(400, f"body: {exc}") from None
             if self.provider == "github":
                 raise _Reject(
                     415, "body is not JSON: set the webhook's content type to application/json"

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from engine.errors import EngineError, SpecError
 from engine.events import ApplyEvent, ErrorEvent, to_json
 from engine.runs.api import require_token
+from engine.server.guard import foreign_spec_problem
 from engine.tail import tail_lines
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ def make_control_router(plane: ControlPlane, token: str) -> APIRouter:
     @router.post("/plan", dependencies=guard, responses={422: {"description": "Bad spec."}})
     async def plan(request: SpecRequest) -> dict[str, Any]:
         """What apply would do now: the same planner, against the running system."""
+        if problem := foreign_spec_problem(plane.layout.root, request.spec_path):
+            raise HTTPException(403, problem)
         path, environ = Path(request.spec_path), request.environ
         try:
             prepared = await asyncio.to_thread(
@@ -84,6 +87,8 @@ def make_control_router(plane: ControlPlane, token: str) -> APIRouter:
     @router.post("/apply", dependencies=guard)
     async def apply(request: ApplyRequest) -> StreamingResponse:
         """Converge to a spec; the answer streams progress as JSON lines."""
+        if problem := foreign_spec_problem(plane.layout.root, request.spec_path):
+            raise HTTPException(403, problem)
         return StreamingResponse(_apply_events(plane, request), media_type="application/x-ndjson")
 
     @router.post("/destroy", dependencies=guard)
