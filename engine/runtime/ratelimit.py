@@ -4,12 +4,12 @@
     wait = await limiter.hit(connection)   # None: allowed; else seconds until one fits
 
 Decisions:
-* A sliding window counter (`limits`' SlidingWindowCounterRateLimiter): the previous
-  window's count, weighted by how much of it still overlaps, plus the current one. No
-  burst of twice the limit at a window's edge (as a fixed window allows), and two counters
-  per key whatever the limit: limits' moving window keeps one timestamp per admitted
-  request and inserts each at the front of a list, which bench/ratelimit.py showed costs
-  more with every request a high limit admits.
+* A moving window (`limits`' MovingWindowRateLimiter): exact, at most `requests` in any
+  `per` seconds, with no burst at a window's edge. limits' sliding window counter is
+  approximate where two windows meet (one request too many can pass there),
+  and a fixed window lets twice the limit through at its edge. The moving window keeps
+  one timestamp per admitted request and key, at most `requests` of them, and measured
+  no slower per count (docs/performance.md).
 * limits' asyncio storage and strategy: its expiry is a task on the app's event loop.
   (The threaded storage starts a timer thread every few milliseconds under traffic, and
   each start blocks the event loop until the new thread runs: on a busy machine that
@@ -64,12 +64,12 @@ class Limiter:
 
     def __init__(self, limit: RateLimit, scope: str) -> None:
         from limits import RateLimitItemPerSecond
-        from limits.aio.strategies import SlidingWindowCounterRateLimiter
+        from limits.aio.strategies import MovingWindowRateLimiter
 
         self.limit = limit
         self.scope = scope
         self.item = RateLimitItemPerSecond(limit.requests, max(1, int(limit.per)))
-        self.window = SlidingWindowCounterRateLimiter(_storage())
+        self.window = MovingWindowRateLimiter(_storage())
         self.header = limit.by.partition(":")[2].lower() if limit.by.startswith("header:") else ""
 
     def key(self, connection: HTTPConnection) -> str:
