@@ -9,6 +9,7 @@ apart by it, and its bundle holds every file that version runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,8 +66,12 @@ def _dependencies(names: tuple[str, ...], named: Mapping[str, str]) -> tuple[Dep
 def credential_secret(caller: str, credential: Credential) -> str:
     """The name of `caller`'s minted credential among the secrets a target holds: one per
     pair (targets share secrets by name), with dots, which no spec secret name has but a
-    Kubernetes object name may."""
-    return f"credential.{caller}.{credential.app}"
+    Kubernetes object name may. Names that would pass 63 characters (a label value's
+    limit) are shortened to a digest of the pair."""
+    name = f"credential.{caller}.{credential.app}"
+    if len(name) <= 63:
+        return name
+    return "credential." + hashlib.sha256(f"{caller}\0{credential.app}".encode()).hexdigest()[:32]
 
 
 def _credential_grants(app: App) -> tuple[SecretGrant, ...]:
