@@ -1,10 +1,11 @@
 """Webhook receivers: `github`, `standard` (Standard Webhooks / Svix) and `plain`.
 
-Order of checks (the spec's runtime contract): a declared Content-Length over `max_body`
--> 413 at once; auth (`plain`, or any provider given `auth`) -> 401/403; the body, read as
-a stream and abandoned -> 413 as soon as it passes `max_body`; the signature over the raw
-bytes -> 401; JSON parsing -> 415 (github) or 400. Then `ping` (github) -> 200, unlisted
-events -> 202 ignored, and finally the event's action.
+Order of checks (the spec's runtime contract): a `rate_limit` -> 429; a declared
+Content-Length over `max_body` -> 413 at once; auth (`plain`, or any provider given `auth`)
+-> 401/403; the body, read as a stream and abandoned -> 413 as soon as it passes
+`max_body`; the signature over the raw bytes -> 401; JSON parsing -> 415 (github) or 400.
+Then `ping` (github) -> 200, unlisted events -> the `*` action if there is one, else 202
+ignored, and finally the event's action.
 
 Dedupe: a `run` action sends the delivery id as the run's idempotency key, held `dedupe`
 seconds by the run store (shared by every replica of the app, and kept across restarts);
@@ -22,16 +23,25 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.runtime import jsonbody, secret
-from engine.runtime.actions import Respond, Run, compile_action, context
+from engine.runtime import ConfigError, jsonbody, secret
+from engine.runtime.actions import Action, Respond, Run, compile_action, context
 from engine.runtime.auth import Auth, resolve
+from engine.runtime.ratelimit import Limiter, too_many
 from engine.runtime.runclient import DuplicateRun
 from engine.runtime.shared import Shared
-from engine.runtime.signatures import BadSignature, standard_key, verify_github, verify_standard
+from engine.runtime.signatures import (
+    BadSignature,
+    standard_header,
+    standard_key,
+    verify_github,
+    verify_standard,
+)
 
-__all__ = ["PROVIDERS", "Webhook"]
+__all__ = ["CATCH_ALL", "PROVIDERS", "Webhook"]
 
 PROVIDERS = ("github", "standard", "plain")
+CATCH_ALL = "*"
+"""The `events:` key whose action handles every event not listed by name."""
 
 
 class _Reject(Exception):
@@ -57,6 +67,7 @@ class Webhook:
         max_body: int,
         dedupe: float | None,
         auth: Auth,
+        limiter: Limiter | None = None,
     ) -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"unknown webhook provider {provider!r}: one of {PROVIDERS}")
@@ -64,11 +75,12 @@ class Webhook:
             raise ValueError(f"a {provider} webhook needs at least one secret")
         self.state = state
         self.provider = provider
-        self.guard = resolve(auth)
+        self.guard = resolve(auth, state.project, state.name)
         self.keys = [self._key(var) for var in secret_envs]
         self.events = {name: compile_action(a) for name, a in (events or {}).items()}
         self.action = None if action is None else compile_action(action)
         self.max_body = max_body
+        self.limiter = limiter
         self.dedupe = dedupe if provider != "plain" else None  # plain has no delivery id
         actions = [*(events or {}).values(), *([action] if action else [])]
         if any(isinstance(a, Run) for a in actions):
@@ -76,6 +88,8 @@ class Webhook:
 
     def _key(self, var: str) -> bytes:
         value = secret(var)
+        if not value:  # an HMAC under an empty key is one anybody can compute
+            raise ConfigError(f"secret {var} is empty: a webhook cannot be signed with it")
         return standard_key(value, var) if self.provider == "standard" else value.encode()
 
     async def __call__(self, request: Request) -> Response:
@@ -86,6 +100,9 @@ class Webhook:
             return reject.response
 
     async def _handle(self, request: Request) -> Response:
+        wait = await self.limiter.hit(request) if self.limiter else None
+        if wait is not None and self.limiter:
+            return too_many(self.limiter, wait)
         self._check_declared_length(request)
         denied = self.guard.check(request.headers)
         if denied:
@@ -96,7 +113,7 @@ class Webhook:
         event, delivery = self._event(request, body)
         if self.provider == "github" and event == "ping" and "ping" not in self.events:
             return JSONResponse({"status": "pong"})
-        action = self.action if self.provider == "plain" else self.events.get(event or "")
+        action = self.action if self.provider == "plain" else self._route(event)
         if action is None:
             return JSONResponse({"status": "ignored"}, 202)
         ctx = context(
@@ -166,5 +183,9 @@ class Webhook:
             event = body.get("type") if isinstance(body, dict) else None
             if not isinstance(event, str):
                 raise _Reject(400, "body has no string 'type' field")
-            return event, request.headers.get("webhook-id")
+            return event, standard_header(request.headers, "id")
         return None, None
+
+    def _route(self, event: str | None) -> Action | None:
+        """The action of `event`: its own, else the catch-all's (`*`), else none."""
+        return self.events.get(event or "") or self.events.get(CATCH_ALL)
