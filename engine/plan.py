@@ -206,7 +206,7 @@ def make_plan(
     for name in sorted(spec.apps, key=lambda n: (order[n], n)):
         app = spec.apps[name]
         artifact = build.apps[name]
-        desired = _desired_hash(artifact.content_hash, app.all_grants(), hashes)
+        desired = _desired_hash(artifact.content_hash, app.hashed_grants(), hashes)
         parts = dict(artifact.parts)
         step = _app_step(app, desired, apps.get(name), steps, order, spec, stable_endpoints, parts)
         steps[name] = replace(step, parts=parts)

@@ -16,7 +16,8 @@ from engine.spec.model import SecretSource, Spec
 
 
 def resolve_secrets(spec: Spec, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Every declared secret's value; ApplyError naming each one that cannot be read."""
+    """Every declared secret's value; ApplyError naming each one that cannot be read, or
+    that is empty where it is a key (see `empty_keys`)."""
     environ = os.environ if environ is None else environ
     values, problems = {}, []
     for name, source in sorted(spec.secrets.items()):
@@ -24,9 +25,34 @@ def resolve_secrets(spec: Spec, environ: Mapping[str, str] | None = None) -> dic
             values[name] = _read(spec.root, source, environ)
         except LookupError as exc:
             problems.append(f"secret {name!r}: {exc}")
+    problems += empty_keys(spec, values)
     if problems:
         raise ApplyError("cannot read secrets; nothing was started:\n  " + "\n  ".join(problems))
     return values
+
+
+def empty_keys(spec: Spec, values: Mapping[str, str]) -> list[str]:
+    """A problem for each secret that signs a webhook or checks an auth but is empty.
+
+    An HMAC under an empty key is one anybody can compute, and an empty token lets no one
+    in, so neither is ever used: apply stops and says which secret to set.
+    """
+    uses: dict[str, str] = {}
+    for app in spec.apps.values():
+        for hook in app.webhooks:
+            for secret in hook.secrets:
+                uses.setdefault(secret, f"it signs webhook {hook.path} of app {app.name!r}")
+        auths = [app.auth, *(r.auth for r in app.routes), *(w.auth for w in app.webhooks)]
+        auths += [s.auth for s in app.websockets]
+        for auth in auths:
+            if auth is not None:
+                uses.setdefault(auth.secret, f"it is the auth of app {app.name!r}")
+    return [
+        f"secret {name!r} is empty, but {use}: give it a value "
+        f"(from {spec.secrets[name].describe()})"
+        for name, use in sorted(uses.items())
+        if name in values and not values[name]
+    ]
 
 
 def secret_hash(name: str, value: str) -> str:

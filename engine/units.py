@@ -9,6 +9,8 @@ apart by it, and its bundle holds every file that version runs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,7 +18,9 @@ from engine.backends.base import AppUnit, Bundle, Dependency, SecretGrant, TaskU
 from engine.compiler import Artifact, Build
 from engine.plan import Plan
 from engine.runs.inputs import input_schema
-from engine.spec.model import App, Grant, Task, env_name
+from engine.runtime import SECRETS_VARIABLE
+from engine.runtime.credentials import CREDENTIALS_VARIABLE, mint
+from engine.spec.model import App, Credential, Grant, Task, env_name
 
 
 @dataclass(frozen=True)
@@ -43,25 +47,67 @@ def _grants(grants: tuple[Grant, ...]) -> tuple[SecretGrant, ...]:
     return tuple(SecretGrant(g.secret, g.variable, g.as_file) for g in grants)
 
 
+def _grant_env(grants: tuple[Grant, ...]) -> dict[str, str]:
+    """Where each granted secret is (name -> variable, no value), so that `secret(name)`
+    finds a renamed grant and says which grant is missing in the spec's words."""
+    where = {g.secret: g.variable for g in grants}
+    return {SECRETS_VARIABLE: json.dumps(where, sort_keys=True)}
+
+
 def _secrets(grants: tuple[Grant, ...], secrets: Mapping[str, str]) -> dict[str, str]:
     return {g.secret: secrets[g.secret] for g in grants}
 
 
-def _dependencies(names: tuple[str, ...]) -> tuple[Dependency, ...]:
-    return tuple(Dependency(name, endpoint_variable(name)) for name in names)
+def _dependencies(names: tuple[str, ...], named: Mapping[str, str]) -> tuple[Dependency, ...]:
+    """Each app depended on, with its variable: the one the spec names, or `<NAME>_ENDPOINT`."""
+    return tuple(Dependency(name, named.get(name) or endpoint_variable(name)) for name in names)
+
+
+def credential_secret(caller: str, credential: Credential) -> str:
+    """The name of `caller`'s minted credential among the secrets a target holds: one per
+    pair (targets share secrets by name), with dots, which no spec secret name has but a
+    Kubernetes object name may. Names that would pass 63 characters (a label value's
+    limit) are shortened to a digest of the pair."""
+    name = f"credential.{caller}.{credential.app}"
+    if len(name) <= 63:
+        return name
+    return "credential." + hashlib.sha256(f"{caller}\0{credential.app}".encode()).hexdigest()[:32]
+
+
+def _credential_grants(app: App) -> tuple[SecretGrant, ...]:
+    return tuple(SecretGrant(credential_secret(app.name, c), c.variable) for c in app.credentials)
+
+
+def _credential_values(project: str, app: App, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The credential `app` presents to each app that lets it call (derived, never stored)."""
+    return {
+        credential_secret(app.name, c): mint(secrets[c.secret], project, c.app, app.name)
+        for c in app.credentials
+    }
+
+
+def _credential_env(app: App) -> dict[str, str]:
+    """What the caller's runtime needs to attach its credentials: no values, only where."""
+    if not app.credentials:
+        return {}
+    where = {
+        c.app: {"kind": c.kind, "header": c.header, "env": c.variable} for c in app.credentials
+    }
+    return {CREDENTIALS_VARIABLE: json.dumps(where, sort_keys=True)}
 
 
 def app_unit(build: Build, app: App, secrets: Mapping[str, str], hash: str) -> AppUnit:
     """The unit of `app` at version `hash`."""
     grants = app.all_grants()
+    minted = _credential_values(build.spec.project, app, secrets)
     return AppUnit(
         name=app.name,
         hash=hash,
         bundle=_bundle(build.apps[app.name], build, hash),
-        env=dict(app.env),
-        grants=_grants(grants),
-        secrets=_secrets(grants, secrets),
-        depends_on=_dependencies(app.depends_on),
+        env={**app.env, **_grant_env(grants), **_credential_env(app)},
+        grants=_grants(grants) + _credential_grants(app),
+        secrets={**_secrets(grants, secrets), **minted},
+        depends_on=_dependencies(app.depends_on, app.endpoint_env),
         health=app.health,
         replicas=app.replicas,
         port=app.port,
@@ -77,10 +123,10 @@ def task_unit(build: Build, task: Task, secrets: Mapping[str, str], hash: str) -
         hash=hash,
         handler=task.handler.ref,
         bundle=_bundle(build.tasks[task.name], build, hash),
-        env=dict(task.env),
+        env={**task.env, **_grant_env(task.grants)},
         grants=_grants(task.grants),
         secrets=_secrets(task.grants, secrets),
-        depends_on=_dependencies(task.depends_on),
+        depends_on=_dependencies(task.depends_on, task.endpoint_env),
         retries=task.retries,
         timeout=task.timeout,
         concurrency=task.concurrency,

@@ -48,6 +48,13 @@ class _Renamer:
         api_key = auth.get("api_key")
         if isinstance(api_key, dict) and "secret" in api_key:
             api_key["secret"] = self.name("secrets", api_key["secret"])
+        if "apps" in auth:
+            auth["apps"] = self.names_list("apps", auth["apps"])
+
+    def dependency(self, dependency: Any) -> Any:
+        if isinstance(dependency, dict) and "app" in dependency:
+            return {**dependency, "app": self.name("apps", dependency["app"])}
+        return self.name("apps", dependency)
 
     def run(self, action: Any) -> None:
         run = action.get("run") if isinstance(action, dict) else None
@@ -60,8 +67,8 @@ class _Renamer:
 
     def common(self, item: dict[str, Any]) -> None:
         """Keys apps and tasks share."""
-        if "depends_on" in item:
-            item["depends_on"] = self.names_list("apps", item["depends_on"])
+        if isinstance(item.get("depends_on"), list):
+            item["depends_on"] = [self.dependency(d) for d in item["depends_on"]]
         if "secrets" in item:
             item["secrets"] = self.grants(item["secrets"])
 
@@ -78,6 +85,8 @@ class _Renamer:
             self.webhook(hook)
         for socket in _dicts(app.get("websockets")):
             self.auth(socket)
+            if "allow" in socket:
+                socket["allow"] = self.names_list("tasks", socket["allow"])
 
     def webhook(self, hook: dict[str, Any]) -> None:
         self.auth(hook)

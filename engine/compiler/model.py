@@ -16,6 +16,7 @@ from engine.spec.model import (
     Auth,
     HandlerAction,
     ProxyAction,
+    RateLimit,
     RespondAction,
     Route,
     RunAction,
@@ -107,9 +108,17 @@ class _ModuleBuilder:
         if chosen is None:
             return None
         variable = self.grant_vars.get(chosen.secret, env_name(chosen.secret))
+        callers = {"apps": chosen.apps} if chosen.apps else {}
         if chosen.kind == "bearer":
-            return self.runtime("Bearer", secret_env=variable)
-        return self.runtime("ApiKey", header=chosen.header, secret_env=variable)
+            return self.runtime("Bearer", secret_env=variable, **callers)
+        return self.runtime("ApiKey", header=chosen.header, secret_env=variable, **callers)
+
+    def rate_limit(self, limit: RateLimit | None) -> dict[str, Construct]:
+        """`rate_limit=RateLimit(...)` as a keyword argument, or nothing without a limit."""
+        if limit is None:
+            return {}
+        construct = self.runtime("RateLimit", requests=limit.requests, per=limit.per, by=limit.by)
+        return {"rate_limit": construct}
 
     def action(self, action: Action) -> Construct:
         if isinstance(action, RespondAction):
@@ -117,8 +126,18 @@ class _ModuleBuilder:
                 "Respond", status=action.status, json=action.json, headers=action.headers or None
             )
         if isinstance(action, RunAction):
+            replies = {
+                key: self.action(reply)
+                for key, reply in (("respond", action.respond), ("failed", action.failed))
+                if reply is not None
+            }
             return self.runtime(
-                "Run", task=action.task, inputs=action.inputs, wait=action.wait, allow=action.allow
+                "Run",
+                task=action.task,
+                inputs=action.inputs,
+                wait=action.wait,
+                allow=action.allow,
+                **replies,
             )
         raise ValueError(f"{type(action).__name__} is not a webhook action")
 
@@ -146,6 +165,7 @@ def build_module(spec: Spec, app: App) -> AppModule:
                 max_body=hook.max_body,
                 dedupe=hook.dedupe,
                 auth=b.auth(hook.auth, hook.open),
+                **b.rate_limit(hook.rate_limit),
             )
         )
     for socket in app.websockets:
@@ -161,6 +181,8 @@ def build_module(spec: Spec, app: App) -> AppModule:
                 heartbeat=socket.heartbeat,
                 max_message=socket.max_message,
                 max_connections=socket.max_connections,
+                **({"allow": socket.allow} if socket.allow is not None else {}),
+                **b.rate_limit(socket.rate_limit),
             )
         )
     if app.static:
@@ -181,6 +203,7 @@ def build_module(spec: Spec, app: App) -> AppModule:
         health=app.health,
         **({} if app.metrics else {"metrics": False}),  # the default is left out of the code
         **hosts,
+        **b.rate_limit(app.rate_limit),
     )
     return AppModule(
         spec_file=spec.path.name,
@@ -209,12 +232,16 @@ def _route_call(b: _ModuleBuilder, route: Route) -> Call:
         "query": route.query or None,
         "body": route.body,
         "auth": b.auth(route.auth, route.open),
+        **b.rate_limit(route.rate_limit),
     }
     action = route.action
     if isinstance(action, HandlerAction):
         return b.call("add_handler_route", **common, handler=b.function(action))
     if isinstance(action, ProxyAction):
-        return b.call("add_proxy_route", **common, target=action.app, target_path=action.path)
+        forward = {"forward_auth": True} if action.forward_auth else {}
+        return b.call(
+            "add_proxy_route", **common, target=action.app, target_path=action.path, **forward
+        )
     if isinstance(action, RespondAction):
         return b.call("add_respond_route", **common, respond=b.action(action))
     return b.call("add_run_route", **common, run=b.action(action))

@@ -15,7 +15,12 @@ from urllib.parse import quote
 
 from starlette.responses import JSONResponse, Response
 
-from engine.runtime.expressions import ExpressionError, compile_value, has_expression
+from engine.runtime.expressions import (
+    ExpressionError,
+    compile_inputs,
+    compile_value,
+    has_expression,
+)
 from engine.runtime.runclient import FINAL_STATES, RunAPIError, RunAPIUnreachable, RunClient
 
 __all__ = ["Action", "Respond", "Run", "compile_action", "context"]
@@ -37,12 +42,18 @@ class Respond:
 
 @dataclass(frozen=True)
 class Run:
-    """Start a run of `task`; `wait` is False, True or seconds; `allow` limits a dynamic task."""
+    """Start a run of `task`; `wait` is False, True or seconds; `allow` limits a dynamic task.
+
+    `respond` replaces the default reply; its expressions see `run` (id, url, status,
+    outputs, error). `failed` is the reply to a waited run that did not succeed.
+    """
 
     task: str
     inputs: Any = None
     wait: bool | float = False
     allow: tuple[str, ...] | None = None
+    respond: Respond | None = None
+    failed: Respond | None = None
 
 
 def context(
@@ -115,9 +126,11 @@ class _RunAction:
         if has_expression(run.task) and run.allow is None:
             raise ValueError(f"run.task {run.task!r} is an expression: it needs run.allow")
         self.task = compile_value(run.task)
-        self.inputs = None if run.inputs is None else compile_value(run.inputs)
+        self.inputs = None if run.inputs is None else compile_inputs(run.inputs)
         self.wait = run.wait
         self.allow = None if run.allow is None else frozenset(run.allow)
+        self.respond = None if run.respond is None else _RespondAction(run.respond)
+        self.failed = None if run.failed is None else _RespondAction(run.failed)
 
     async def __call__(self, ctx: Mapping[str, Any], runs: RunClient | None) -> Response:
         if runs is None:
@@ -133,13 +146,18 @@ class _RunAction:
             return _error(403, f"task {task!r} is not allowed here; allowed: {allowed}")
         try:
             run = await runs.start(str(task), {} if inputs is None else inputs)
-            if self.wait is False:
-                return JSONResponse(_summary(run, status="started"), 202)
-            run = await self._wait(runs, run)
+            if self.wait is not False:
+                run = await self._wait(runs, run)
         except RunAPIUnreachable:
             return _error(503, "run API unreachable")
         except RunAPIError as exc:
             return _api_error(exc, task)
+        reply = self.failed if run["status"] in _UNSUCCESSFUL else None
+        reply = reply or self.respond
+        if reply is not None:
+            return await reply({**ctx, "run": _run_view(run)}, runs)
+        if self.wait is False:
+            return JSONResponse(_summary(run, status="started"), 202)
         return _finished(run)
 
     async def _wait(self, runs: RunClient, run: dict[str, Any]) -> dict[str, Any]:
@@ -148,6 +166,14 @@ class _RunAction:
         while run["status"] not in FINAL_STATES:
             run = await runs.wait(run["id"], _WAIT_STEP)
         return run
+
+
+_UNSUCCESSFUL = FINAL_STATES - {"succeeded"}
+
+
+def _run_view(run: Mapping[str, Any]) -> dict[str, Any]:
+    """What a reply's expressions see as `run`."""
+    return {key: run.get(key) for key in ("id", "url", "status", "outputs", "error")}
 
 
 def _summary(run: Mapping[str, Any], **extra: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from engine.runtime.handlers import Handler
 from engine.runtime.hosts import OriginGuard, is_json
 from engine.runtime.hosts import allowed_hosts as allowed_hosts_for
 from engine.runtime.inputs import InvalidRequest, Parsed, RequestSchema, openapi_extra
+from engine.runtime.ratelimit import Limiter, RateLimit, RateLimitMiddleware, too_many
 from engine.runtime.shared import Shared, shared
 from engine.runtime.static import PrivateAwareStaticFiles
 from engine.runtime.webhooks import Webhook
@@ -40,6 +41,7 @@ from engine.runtime.websockets import SocketEndpoint
 __all__ = [
     "ApiKey",
     "Bearer",
+    "RateLimit",
     "Respond",
     "Run",
     "add_handler_route",
@@ -66,12 +68,14 @@ def create_app(
     health: str = "/health",
     metrics: bool = True,
     allowed_hosts: tuple[str, ...] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> FastAPI:
     """A FastAPI app with a health route, OpenAPI docs at /docs, `GET /metrics` (unless
     `metrics` is False), request ids and access lines, and one pooled HTTP client.
 
     It answers only requests for `allowed_hosts` (default: engine.runtime.hosts) that no
-    other site's page sent.
+    other site's page sent. `rate_limit` limits every request and WebSocket handshake but
+    the health check.
     """
     state = Shared.from_env(project, name)
     state.metrics = metrics
@@ -105,6 +109,12 @@ def create_app(
         return {"status": "healthy"}
 
     app.add_api_route(health, healthy, methods=["GET"], summary="Health check")
+    if rate_limit is not None:
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=Limiter(rate_limit, f"app {name}"),
+            exempt=frozenset({health}),
+        )
     recorder = None
     if metrics:
         from engine.runtime.metrics import METRICS_PATH, RequestMetrics, metrics_endpoint
@@ -124,6 +134,7 @@ def add_handler_route(
     query: Query = None,
     body: dict[str, Any] | None = None,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A route that calls the user's `handler` with the request's values."""
     function = Handler(handler)
@@ -137,6 +148,7 @@ def add_handler_route(
         auth,
         summary=handler.__name__,
         description=handler.__doc__,
+        rate_limit=rate_limit,
     )
 
 
@@ -149,9 +161,11 @@ def add_respond_route(
     query: Query = None,
     body: dict[str, Any] | None = None,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A route answering a fixed response, whose strings may hold expressions."""
-    _add(app, method, path, _action_answer(app, respond), query, body, auth, summary="Respond")
+    answer = _action_answer(app, respond)
+    _add(app, method, path, answer, query, body, auth, summary="Respond", rate_limit=rate_limit)
 
 
 def add_run_route(
@@ -163,11 +177,13 @@ def add_run_route(
     query: Query = None,
     body: dict[str, Any] | None = None,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A route that starts a run of a task (and waits for it if `run.wait` says so)."""
     answer = _action_answer(app, run)
     shared(app).need_runs()
-    _add(app, method, path, answer, query, body, auth, summary=f"Run {run.task}")
+    summary = f"Run {run.task}"
+    _add(app, method, path, answer, query, body, auth, summary=summary, rate_limit=rate_limit)
 
 
 def add_proxy_route(
@@ -180,17 +196,36 @@ def add_proxy_route(
     query: Query = None,
     body: dict[str, Any] | None = None,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
+    forward_auth: bool = False,
 ) -> None:
-    """A route forwarding the request to app `target` (at `target_path`, default the same path)."""
+    """A route forwarding the request to app `target` (at `target_path`, default the same path).
+
+    The caller's own credentials (`Authorization`, and the API key header of this route's
+    auth) reach `target` only with `forward_auth`; the credentials this app was minted for
+    `target` (its `auth.apps`) are sent instead.
+    """
+    from engine.runtime.credentials import credential_headers
     from engine.runtime.proxy import Proxy
 
     shared(app).needs_http = True
-    proxy = Proxy(target, endpoint(target), target_path)
+    credentials = credential_headers(target)
+    own = {"authorization", *(h.lower() for h in credentials)}
+    if isinstance(auth, ApiKey):
+        own.add(auth.header.lower())
+    proxy = Proxy(
+        target,
+        endpoint(target),
+        target_path,
+        drop=frozenset() if forward_auth else frozenset(own),
+        credentials=credentials,
+    )
 
     async def answer(request: Request, parsed: Parsed) -> Response:
         return await proxy.forward(request, shared(app).client())
 
-    _add(app, method, path, answer, query, body, auth, summary=f"Proxy to {target}")
+    summary = f"Proxy to {target}"
+    _add(app, method, path, answer, query, body, auth, summary=summary, rate_limit=rate_limit)
 
 
 def add_webhook(
@@ -204,6 +239,7 @@ def add_webhook(
     max_body: int = 26214400,
     dedupe: float | None = 259200.0,
     auth: Auth = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
     """A webhook receiver (`github`, `standard` or `plain`); see engine.runtime.webhooks."""
     hook = Webhook(
@@ -216,6 +252,7 @@ def add_webhook(
         max_body=max_body,
         dedupe=dedupe,
         auth=auth,
+        limiter=Limiter(rate_limit, f"POST {path}") if rate_limit else None,
     )
     app.add_api_route(path, hook, methods=["POST"], summary=f"{provider} webhook")
 
@@ -232,8 +269,13 @@ def add_websocket(
     heartbeat: float | None = None,
     max_message: int | None = None,
     max_connections: int | None = None,
+    allow: tuple[str, ...] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
-    """A WebSocket endpoint with a built-in `pattern` or the user's `handler`."""
+    """A WebSocket endpoint with a built-in `pattern` or the user's `handler`.
+
+    `allow` limits the tasks a task-runner starts; `rate_limit` counts the messages clients
+    send to a pattern (the connections, for a `handler`)."""
     socket = SocketEndpoint(
         shared(app),
         pattern=pattern,
@@ -244,6 +286,8 @@ def add_websocket(
         heartbeat=heartbeat,
         max_message=max_message,
         max_connections=max_connections,
+        allow=allow,
+        limiter=Limiter(rate_limit, f"WS {path}") if rate_limit else None,
         path=path,
     )
     app.add_api_websocket_route(path, socket)
@@ -274,11 +318,18 @@ def _add(
     *,
     summary: str,
     description: str | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> None:
-    guard = resolve(auth)
+    state = shared(app)
+    guard = resolve(auth, state.project, state.name)
     schema = RequestSchema(dict(query) if query is not None else None, body)
+    limiter = Limiter(rate_limit, f"{method} {path}") if rate_limit else None
 
     async def route(request: Request) -> Response:
+        # The limit comes first: a caller guessing credentials is limited as well.
+        wait = await limiter.hit(request) if limiter else None
+        if wait is not None and limiter:
+            return too_many(limiter, wait)
         denied = guard.check(request.headers)
         if denied:
             return JSONResponse(

@@ -12,23 +12,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.runtime import secret
+from engine.runtime.credentials import mint
 
 __all__ = ["ApiKey", "Bearer", "Denied", "Guard", "resolve"]
 
 
 @dataclass(frozen=True)
 class Bearer:
-    """`Authorization: Bearer <token>`, the token being the secret in `secret_env`."""
+    """`Authorization: Bearer <token>`, the token being the secret in `secret_env` (or the
+    credential minted for one of `apps`, the project's apps allowed to call)."""
 
     secret_env: str
+    apps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ApiKey:
-    """A key in header `header`, equal to the secret in `secret_env`."""
+    """A key in header `header`, equal to the secret in `secret_env` (or the credential
+    minted for one of `apps`)."""
 
     header: str
     secret_env: str
+    apps: tuple[str, ...] = ()
 
 
 Auth = Bearer | ApiKey | None
@@ -48,7 +53,7 @@ class Guard:
     """An auth declaration with its secret read: checks request headers."""
 
     auth: Auth
-    expected: bytes = b""
+    expected: tuple[bytes, ...] = ()
 
     def check(self, headers: Mapping[str, str]) -> Denied | None:
         """None if `headers` carry the right credentials, else why not (401 or 403)."""
@@ -57,16 +62,22 @@ class Guard:
         given = _credential(self.auth, headers)
         if given is None:
             return _missing(self.auth)
-        if not hmac.compare_digest(given.encode(), self.expected):
-            return Denied(403, "Invalid credentials", {})
-        return None
+        # Every candidate is compared, so the time taken does not tell which one was close.
+        matches = [hmac.compare_digest(given.encode(), e) for e in self.expected]
+        return None if any(matches) else Denied(403, "Invalid credentials", {})
 
 
-def resolve(auth: Auth) -> Guard:
-    """Read the secret of `auth` now; raises ConfigError naming the variable if it is absent."""
+def resolve(auth: Auth, project: str = "", app: str = "") -> Guard:
+    """Read the secret of `auth` now; raises ConfigError naming the variable if it is absent.
+
+    With `auth.apps`, the credentials minted for each caller of `app` (in `project`) are
+    accepted too.
+    """
     if auth is None:
         return Guard(None)
-    return Guard(auth, secret(auth.secret_env).encode())
+    key = secret(auth.secret_env)
+    minted = [mint(key, project, app, caller) for caller in auth.apps] if key else []
+    return Guard(auth, tuple(v.encode() for v in [key, *minted]))
 
 
 def _credential(auth: Bearer | ApiKey, headers: Mapping[str, str]) -> str | None:

@@ -30,9 +30,17 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from engine.errors import EngineError
 
-__all__ = ["CONTEXT_NAMES", "ExpressionError", "check_syntax", "compile_value", "has_expression"]
+__all__ = [
+    "CONTEXT_NAMES",
+    "ExpressionError",
+    "check_syntax",
+    "compile_inputs",
+    "compile_value",
+    "has_expression",
+]
 
-CONTEXT_NAMES = ("path", "query", "body", "headers", "event", "delivery", "endpoints")
+CONTEXT_NAMES = ("path", "query", "body", "headers", "event", "delivery", "endpoints", "run")
+"""Every name an expression may use; `run` only in a run action's `respond` and `failed`."""
 _EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _WHOLE = re.compile(r"\s*\$\{\{((?:(?!\}\}).)*)\}\}\s*", re.DOTALL)
 
@@ -91,6 +99,30 @@ def compile_value(tree: Any) -> Renderer:
         renders = [compile_value(value) for value in tree]
         return lambda ctx: [render(ctx) for render in renders]
     return lambda ctx: tree
+
+
+def compile_inputs(tree: Any) -> Renderer:
+    """`compile_value` for a run's inputs: a key whose value is exactly one expression that
+    yields nothing (a field the request lacks) is left out, so the task's `default` applies
+    instead of a null that its schema refuses."""
+    if not isinstance(tree, Mapping):
+        return compile_value(tree)
+    items = [(key, _compile_optional(value)) for key, value in tree.items()]
+
+    def render(ctx: Mapping[str, Any]) -> dict[str, Any]:
+        values = ((key, item(ctx)) for key, item in items)
+        return {key: value for key, value in values if not isinstance(value, jinja2.Undefined)}
+
+    return render
+
+
+def _compile_optional(value: Any) -> Renderer:
+    """Like compile_value, but a whole expression's missing value stays Undefined."""
+    whole = _WHOLE.fullmatch(value) if isinstance(value, str) else None
+    if whole is None or check_syntax(value):
+        return compile_value(value)
+    expr = _ENV.compile_expression(whole.group(1), undefined_to_none=False)
+    return lambda ctx: _evaluate(expr, ctx, value)
 
 
 def _expressions(text: str) -> list[tuple[int, str | None]]:

@@ -1,9 +1,11 @@
 """Calling a user's handler function with the values of a request.
 
 The handler gets path and query values by name and the body as `body=` (only the names it
-accepts, unless it takes `**kwargs`), plus `request=` if it asks for it. Its return value
-is the JSON response; a Starlette Response is returned as is, and an HTTPException it
-raises is answered as FastAPI would. Anything else it raises gets a
+accepts, unless it takes `**kwargs`), plus `request=` if it asks for it. A parameter
+annotated with a Pydantic model gets its value validated into the model: invalid input is
+answered 422 in FastAPI's shape, and the handler is not called. Its return value is the
+JSON response; a Starlette Response is returned as is, and an HTTPException it raises is
+answered as FastAPI would. Anything else it raises gets a
 500 with a short message; the traceback goes to the log only.
 
 Sync handlers run in threads of their own pool (`ENGINE_HANDLER_THREADS`, default 40),
@@ -32,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from engine.runtime.inputs import Parsed
+from engine.runtime.models import InvalidArguments, model_parameters, validate_arguments
 
 __all__ = ["Handler", "handler_name"]
 
@@ -67,6 +70,7 @@ class Handler:
             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         }
         self.is_async = inspect.iscoroutinefunction(function)
+        self.models = model_parameters(function)
 
     def arguments(self, parsed: Parsed, request: Request) -> dict[str, Any]:
         """The keyword arguments this handler accepts, out of the request's values."""
@@ -79,6 +83,11 @@ class Handler:
     async def respond(self, request: Request, parsed: Parsed) -> Response:
         """Call the handler and turn its result (or its failure) into a response."""
         kwargs = self.arguments(parsed, request)
+        if self.models:
+            try:
+                kwargs = validate_arguments(self.models, kwargs, _locator(parsed))
+            except InvalidArguments as exc:
+                return JSONResponse({"detail": exc.errors}, 422)
         try:
             if self.is_async:
                 call = self.function(**kwargs)
@@ -99,3 +108,14 @@ class Handler:
         if isinstance(result, Response):
             return result
         return JSONResponse(jsonable_encoder(result))
+
+
+def _locator(parsed: Parsed) -> Callable[[str], list[Any]]:
+    """Where a parameter's value came from, as FastAPI locates errors: body, query, path."""
+
+    def locate(name: str) -> list[Any]:
+        if name in parsed.path:
+            return ["path", name]
+        return ["body"] if name == "body" else ["query", name]
+
+    return locate

@@ -1,9 +1,15 @@
-"""Forwarding a request to another app of the project (`<TARGET>_ENDPOINT`)."""
+"""Forwarding a request to another app of the project (its endpoint from `depends_on`).
+
+The caller's credentials for *this* app are not the target's business: the headers in
+`drop` (its `Authorization` and API key) are not forwarded, and `credentials` (what the
+engine minted for this app to call the target, if the target lets it) are sent instead.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
@@ -41,10 +47,19 @@ _TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 class Proxy:
     """Forwards to `base_url` + the target path (the request path when none is given)."""
 
-    def __init__(self, target: str, base_url: str, target_path: str | None) -> None:
+    def __init__(
+        self,
+        target: str,
+        base_url: str,
+        target_path: str | None,
+        drop: frozenset[str] = frozenset(),
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
         self.target = target
         self.base_url = base_url.rstrip("/")
         self.target_path = target_path
+        self.credentials = dict(credentials or {})
+        self.skip = _HOP_AND_ID | {h.lower() for h in drop}
 
     def url_path(self, request: Request) -> str:
         """The upstream path: `target_path` with `{name}` filled from the request's path."""
@@ -57,7 +72,9 @@ class Proxy:
 
     async def forward(self, request: Request, http: httpx.AsyncClient) -> Response:
         """Send `request` upstream and answer what it answered (502 if it cannot be reached)."""
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_AND_ID]
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in self.skip]
+        present = {k.lower() for k, _ in headers}
+        headers += [(k, v) for k, v in self.credentials.items() if k.lower() not in present]
         rid = request_id.get()
         if rid is not None:  # the id this app answers with, the client's or a new one
             headers.append((HEADER, rid))

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from engine.runtime import ConfigError
 
-__all__ = ["BadSignature", "standard_key", "verify_github", "verify_standard"]
+__all__ = ["BadSignature", "standard_header", "standard_key", "verify_github", "verify_standard"]
 
 TOLERANCE = 300  # seconds a Standard Webhooks timestamp may be off, both ways
 _GITHUB = re.compile(r"sha256=([0-9a-fA-F]{64})")
@@ -53,13 +53,19 @@ def standard_key(value: str, var: str) -> bytes:
         ) from None
 
 
+def standard_header(headers: Mapping[str, str], name: str) -> str | None:
+    """`webhook-<name>`, or Svix's own spelling `svix-<name>` (Svix sends those)."""
+    return headers.get(f"webhook-{name}") or headers.get(f"svix-{name}")
+
+
 def verify_standard(
     headers: Mapping[str, str], body: bytes, keys: Sequence[bytes], now: float | None = None
 ) -> None:
-    """Check `webhook-id`, `webhook-timestamp` and `webhook-signature`; raises BadSignature."""
-    msg_id = headers.get("webhook-id")
-    stamp = headers.get("webhook-timestamp")
-    signatures = headers.get("webhook-signature")
+    """Check `webhook-id`, `webhook-timestamp` and `webhook-signature` (or their `svix-`
+    names); raises BadSignature."""
+    msg_id = standard_header(headers, "id")
+    stamp = standard_header(headers, "timestamp")
+    signatures = standard_header(headers, "signature")
     if not msg_id or not stamp or not signatures:
         raise BadSignature("missing webhook-id, webhook-timestamp or webhook-signature header")
     if not _STAMP.fullmatch(stamp):

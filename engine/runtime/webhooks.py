@@ -1,38 +1,51 @@
 """Webhook receivers: `github`, `standard` (Standard Webhooks / Svix) and `plain`.
 
-Order of checks (the spec's runtime contract): a declared Content-Length over `max_body`
--> 413 at once; auth (`plain`, or any provider given `auth`) -> 401/403; the body, read as
-a stream and abandoned -> 413 as soon as it passes `max_body`; the signature over the raw
-bytes -> 401; JSON parsing -> 415 (github) or 400. Then `ping` (github) -> 200, unlisted
-events -> 202 ignored, a delivery id seen within `dedupe` seconds -> 200 duplicate, and
-finally the event's action. A delivery whose action fails with a 5xx is forgotten again, so
-that the sender's retry is handled.
+Order of checks (the spec's runtime contract): a `rate_limit` -> 429; a declared
+Content-Length over `max_body` -> 413 at once; auth (`plain`, or any provider given `auth`)
+-> 401/403; the body, read as a stream and abandoned -> 413 as soon as it passes
+`max_body`; the signature over the raw bytes -> 401; JSON parsing -> 415 (github) or 400.
+Then `ping` (github) -> 200, unlisted events -> the `*` action if there is one, else 202
+ignored, and finally the event's action.
+
+Dedupe: a `run` action sends the delivery id as the run's idempotency key, held `dedupe`
+seconds by the run store (shared by every replica of the app, and kept across restarts);
+a delivery whose key names a run already answers 200 duplicate. Only a created run uses
+up a key: a delivery refused (4xx: unknown task, bad inputs) or failed before its run was
+created is handled again when redelivered. `respond` actions start nothing, so a
+redelivery to one is answered again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.runtime import jsonbody, secret
+from engine.runtime import ConfigError, jsonbody, secret
 from engine.runtime.access import request_id
-from engine.runtime.actions import Respond, Run, compile_action, context
+from engine.runtime.actions import Action, Respond, Run, compile_action, context
 from engine.runtime.auth import Auth, resolve
-from engine.runtime.dedupe import DeliveryLog
+from engine.runtime.ratelimit import Limiter, too_many
+from engine.runtime.runclient import DuplicateRun
 from engine.runtime.shared import Shared
-from engine.runtime.signatures import BadSignature, standard_key, verify_github, verify_standard
+from engine.runtime.signatures import (
+    BadSignature,
+    standard_header,
+    standard_key,
+    verify_github,
+    verify_standard,
+)
 
-__all__ = ["PROVIDERS", "Webhook"]
+__all__ = ["CATCH_ALL", "PROVIDERS", "Webhook"]
 
 PROVIDERS = ("github", "standard", "plain")
 
 log = logging.getLogger("engine.webhooks")
+CATCH_ALL = "*"
+"""The `events:` key whose action handles every event not listed by name."""
 
 
 class _Reject(Exception):
@@ -58,6 +71,7 @@ class Webhook:
         max_body: int,
         dedupe: float | None,
         auth: Auth,
+        limiter: Limiter | None = None,
     ) -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"unknown webhook provider {provider!r}: one of {PROVIDERS}")
@@ -65,26 +79,27 @@ class Webhook:
             raise ValueError(f"a {provider} webhook needs at least one secret")
         self.state = state
         self.provider = provider
-        self.guard = resolve(auth)
+        self.guard = resolve(auth, state.project, state.name)
         self.keys = [self._key(var) for var in secret_envs]
         self.events = {name: compile_action(a) for name, a in (events or {}).items()}
         self.action = None if action is None else compile_action(action)
         self.max_body = max_body
+        self.limiter = limiter
+        self.dedupe = dedupe if provider != "plain" else None  # plain has no delivery id
         self.path = path
         self.count: Callable[[str], None] | None = None
         if state.metrics:
             from engine.runtime.metrics import webhook_delivery
 
             self.count = webhook_delivery(state.name, path)
-        self.log = None
-        if dedupe and provider != "plain":
-            self.log = DeliveryLog(_dedupe_file(state.data_dir()), path, dedupe)
         actions = [*(events or {}).values(), *([action] if action else [])]
         if any(isinstance(a, Run) for a in actions):
             state.need_runs()
 
     def _key(self, var: str) -> bytes:
         value = secret(var)
+        if not value:  # an HMAC under an empty key is one anybody can compute
+            raise ConfigError(f"secret {var} is empty: a webhook cannot be signed with it")
         return standard_key(value, var) if self.provider == "standard" else value.encode()
 
     async def __call__(self, request: Request) -> Response:
@@ -94,19 +109,26 @@ class Webhook:
             response, result = await self._handle(request)
         except _Reject as reject:
             response, result = reject.response, "rejected"
-            log.warning(
-                "webhook %s refused a delivery with %d: %s (id=%s)",
-                self.path,
-                response.status_code,
-                reject,
-                request_id.get(),
-            )
+            self._refused(response.status_code, str(reject))
         if self.count is not None:
             self.count(result)
         return response
 
+    def _refused(self, status: int, why: str) -> None:
+        log.warning(
+            "webhook %s refused a delivery with %d: %s (id=%s)",
+            self.path,
+            status,
+            why,
+            request_id.get(),
+        )
+
     async def _handle(self, request: Request) -> tuple[Response, str]:
         """The response and the delivery's result (see engine.runtime.metrics.WEBHOOKS)."""
+        wait = await self.limiter.hit(request) if self.limiter else None
+        if wait is not None and self.limiter:
+            self._refused(429, "over its rate limit")
+            return too_many(self.limiter, wait), "rejected"
         self._check_declared_length(request)
         denied = self.guard.check(request.headers)
         if denied:
@@ -117,11 +139,9 @@ class Webhook:
         event, delivery = self._event(request, body)
         if self.provider == "github" and event == "ping" and "ping" not in self.events:
             return JSONResponse({"status": "pong"}), "ignored"
-        action = self.action if self.provider == "plain" else self.events.get(event or "")
+        action = self.action if self.provider == "plain" else self._route(event)
         if action is None:
             return JSONResponse({"status": "ignored"}, 202), "ignored"
-        if delivery and self.log and not await run_in_threadpool(self.log.claim, delivery):
-            return JSONResponse({"status": "duplicate", "delivery": delivery}), "duplicate"
         ctx = context(
             path=request.path_params,
             query=request.query_params,
@@ -131,12 +151,14 @@ class Webhook:
             delivery=delivery,
             endpoints=self.state.endpoints,
         )
-        response = await action(ctx, self.state.runs())
-        if response.status_code < 500:
-            return response, "accepted"
-        if delivery and self.log:
-            await run_in_threadpool(self.log.release, delivery)
-        return response, "failed"
+        runs = self.state.runs()
+        if runs is not None and delivery and self.dedupe:
+            runs = runs.keyed(delivery, self.dedupe)
+        try:
+            response = await action(ctx, runs)
+        except DuplicateRun:
+            return JSONResponse({"status": "duplicate", "delivery": delivery}), "duplicate"
+        return response, "accepted" if response.status_code < 500 else "failed"
 
     def _check_declared_length(self, request: Request) -> None:
         declared = request.headers.get("content-length")
@@ -188,9 +210,9 @@ class Webhook:
             event = body.get("type") if isinstance(body, dict) else None
             if not isinstance(event, str):
                 raise _Reject(400, "body has no string 'type' field")
-            return event, request.headers.get("webhook-id")
+            return event, standard_header(request.headers, "id")
         return None, None
 
-
-def _dedupe_file(data_dir: Path) -> Path:
-    return data_dir / "webhook-deliveries.db"
+    def _route(self, event: str | None) -> Action | None:
+        """The action of `event`: its own, else the catch-all's (`*`), else none."""
+        return self.events.get(event or "") or self.events.get(CATCH_ALL)

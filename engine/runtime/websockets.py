@@ -13,7 +13,14 @@ Decisions:
 * A custom handler gets the socket already accepted (it must not call `accept()`), and
   reads its own frames: `heartbeat` and `max_message` do not apply to it.
 * task-runner runs the requests of one socket concurrently; each run's messages keep
-  their order.
+  their order. `allow` limits the tasks it may start: another name is answered
+  `{"error": ...}` and starts nothing.
+* `rate_limit` counts the frames clients send to a pattern: a frame over the limit is
+  dropped and answered `{"error": "rate limit exceeded ...", "retry_after": seconds}`. On a
+  custom handler (which reads its own frames) it counts connections: one over the limit
+  is closed with 1008.
+* A client that closed the socket is not sent a close frame back: the closing handshake is
+  over, and sending on it is what made the ASGI server log "Exception in ASGI application".
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from engine.runtime import jsonbody
 from engine.runtime.auth import Auth, resolve
+from engine.runtime.ratelimit import Limiter
 from engine.runtime.runclient import FINAL_STATES, RunAPIError, RunAPIUnreachable, RunClient
 from engine.runtime.shared import Shared
 
@@ -46,15 +54,21 @@ Frame = str | bytes
 class Connection:
     """One accepted socket with the endpoint's limits applied to what it receives."""
 
-    def __init__(self, websocket: WebSocket, max_message: int | None) -> None:
+    def __init__(
+        self, websocket: WebSocket, max_message: int | None, limiter: Limiter | None = None
+    ) -> None:
         self.websocket = websocket
         self.max_message = max_message
+        self.limiter = limiter
         self.unanswered = 0
 
     @property
     def open(self) -> bool:
-        """Whether frames can still be sent."""
-        return self.websocket.application_state is WebSocketState.CONNECTED
+        """Whether frames can still be sent: neither side has closed."""
+        return (
+            self.websocket.application_state is WebSocketState.CONNECTED
+            and self.websocket.client_state is WebSocketState.CONNECTED
+        )
 
     async def receive(self) -> Frame | None:
         """The next frame from the client, or None once the socket is closed."""
@@ -68,8 +82,13 @@ class Connection:
             if self.max_message is not None and size > self.max_message:
                 await self.close(1009)
                 return None
-            if frame != PONG:
+            if frame == PONG:
+                continue
+            wait = await self.limiter.hit(self.websocket) if self.limiter else None
+            if wait is None:
                 return frame
+            detail = f"rate limit exceeded ({self.limiter.describe()})" if self.limiter else ""
+            await self.send_json({"error": detail, "retry_after": wait})
         return None
 
     async def send(self, frame: Frame) -> None:
@@ -106,6 +125,8 @@ class SocketEndpoint:
         heartbeat: float | None,
         max_message: int | None,
         max_connections: int | None,
+        allow: tuple[str, ...] | None = None,
+        limiter: Limiter | None = None,
         path: str = "",
     ) -> None:
         if (pattern is None) == (handler is None):
@@ -117,7 +138,7 @@ class SocketEndpoint:
         if pattern == "task-runner":
             state.need_runs()
         self.state = state
-        self.guard = resolve(auth)
+        self.guard = resolve(auth, state.project, state.name)
         self.pattern = pattern
         self.handler = handler
         self.source = source
@@ -125,6 +146,8 @@ class SocketEndpoint:
         self.heartbeat = heartbeat
         self.max_message = max_message
         self.max_connections = max_connections
+        self.allow = None if allow is None else frozenset(allow)
+        self.limiter = limiter
         self.clients: set[Connection] = set()
         self.rooms: dict[str, set[Connection]] = {}
         self.gauge = None
@@ -139,7 +162,11 @@ class SocketEndpoint:
             await websocket.close(1008)
             return
         await websocket.accept()
-        conn = Connection(websocket, self.max_message)
+        if self.handler is not None and self.limiter and await self.limiter.hit(websocket):
+            await websocket.close(1008, "rate limit exceeded")
+            return
+        limiter = self.limiter if self.handler is None else None
+        conn = Connection(websocket, self.max_message, limiter)
         if self.max_connections is not None and len(self.clients) >= self.max_connections:
             await conn.close(1013)
             return
@@ -237,7 +264,7 @@ class SocketEndpoint:
         assert runs is not None  # need_runs() was called in __init__
         async with anyio.create_task_group() as group:
             while (frame := await conn.receive()) is not None:
-                request = _task_request(frame)
+                request = _task_request(frame, self.allow)
                 if isinstance(request, str):
                     await conn.send_json({"error": request})
                 else:
@@ -259,7 +286,9 @@ async def _drain(conn: Connection, scope: anyio.CancelScope) -> None:
     scope.cancel()
 
 
-def _task_request(frame: Frame) -> tuple[str, dict[str, Any]] | str:
+def _task_request(
+    frame: Frame, allow: frozenset[str] | None = None
+) -> tuple[str, dict[str, Any]] | str:
     """(task, inputs) out of a task-runner message, or the error to answer."""
     usage = 'expected a JSON object {"task": NAME, "inputs": {...}}'
     try:
@@ -271,6 +300,8 @@ def _task_request(frame: Frame) -> tuple[str, dict[str, Any]] | str:
     inputs = message.get("inputs", {})
     if not isinstance(inputs, dict):
         return f"inputs must be an object: {usage}"
+    if allow is not None and message["task"] not in allow:
+        return f"task {message['task']!r} is not allowed here; allowed: {', '.join(sorted(allow))}"
     return message["task"], inputs
 
 

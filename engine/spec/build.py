@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,11 @@ from engine.spec.model import (
     Action,
     App,
     Auth,
+    Credential,
     Grant,
     HandlerAction,
     ProxyAction,
+    RateLimit,
     RespondAction,
     Route,
     RunAction,
@@ -35,6 +38,7 @@ from engine.spec.units import parse_duration, parse_size
 def build_spec(doc: Document, path: Path, sha256: str) -> Spec:
     """The Spec for a validated document."""
     data = doc.data
+    apps = {n: _app(doc, n, a) for n, a in _map(data, "apps").items()}
     return Spec(
         version=data["version"],
         project=data["project"],
@@ -42,8 +46,40 @@ def build_spec(doc: Document, path: Path, sha256: str) -> Spec:
         sha256=sha256,
         secrets={n: SecretSource(name=n, **_plain(s)) for n, s in _map(data, "secrets").items()},
         tasks={n: _task(doc, n, t) for n, t in _map(data, "tasks").items()},
-        apps={n: _app(doc, n, a) for n, a in _map(data, "apps").items()},
+        apps={n: replace(a, credentials=_credentials(n, apps)) for n, a in apps.items()},
         targets=_targets(_map(data, "targets")),
+    )
+
+
+def credential_variable(app: str) -> str:
+    """The variable of the credential a caller presents to `app`: `ENGINE_CREDENTIAL_<APP>`."""
+    return f"ENGINE_CREDENTIAL_{env_name(app)}"
+
+
+def _credentials(caller: str, apps: dict[str, App]) -> tuple[Credential, ...]:
+    """The credentials of `caller` for every app whose `auth.apps` lists it."""
+    return tuple(
+        Credential(name, a.auth.secret, a.auth.kind, a.auth.header, credential_variable(name))
+        for name, a in sorted(apps.items())
+        if a.auth is not None and caller in a.auth.apps
+    )
+
+
+def _dependencies(items: list[Any]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(app names, app -> variable for the `{app, env}` form) of a `depends_on` list."""
+    names = tuple(d if isinstance(d, str) else d["app"] for d in items)
+    named = {d["app"]: d["env"] for d in items if isinstance(d, dict)}
+    return names, named
+
+
+def _rate_limit(value: dict[str, Any] | None) -> RateLimit | None:
+    if value is None:
+        return None
+    per = value["per"]
+    return RateLimit(
+        value["requests"],
+        parse_duration(per) if isinstance(per, str) else float(per),
+        value.get("by", "client"),
     )
 
 
@@ -95,29 +131,36 @@ def _auth(value: Any) -> tuple[Auth | None, bool]:
         return None, False
     if value == "none":
         return None, True
+    apps = tuple(value.get("apps", ()))
     if "bearer" in value:
-        return Auth("bearer", value["bearer"]), False
+        return Auth("bearer", value["bearer"], apps=apps), False
     key = value["api_key"]
-    return Auth("api_key", key["secret"], key.get("header", "X-API-Key")), False
+    return Auth("api_key", key["secret"], key.get("header", "X-API-Key"), apps), False
+
+
+def _respond(respond: dict[str, Any] | None) -> RespondAction | None:
+    if respond is None:
+        return None
+    return RespondAction(
+        respond.get("status", 200), respond.get("json"), dict(respond.get("headers", {}))
+    )
 
 
 def _action(value: dict[str, Any]) -> Action:
     if "handler" in value:
         return handler(value["handler"])
     if "respond" in value:
-        respond = value["respond"]
-        return RespondAction(
-            respond.get("status", 200), respond.get("json"), dict(respond.get("headers", {}))
-        )
+        return _respond(value["respond"]) or RespondAction()
     if "run" in value:
         run = value["run"]
         wait = run.get("wait", False)
         if isinstance(wait, str):
             wait = parse_duration(wait)
         allow = tuple(run["allow"]) if "allow" in run else None
-        return RunAction(run["task"], run.get("inputs"), wait, allow)
+        respond, failed = _respond(run.get("respond")), _respond(run.get("failed"))
+        return RunAction(run["task"], run.get("inputs"), wait, allow, respond, failed)
     proxy = value["proxy"]
-    return ProxyAction(proxy["app"], proxy.get("path"))
+    return ProxyAction(proxy["app"], proxy.get("path"), proxy.get("forward_auth", False))
 
 
 def _route(route: dict[str, Any]) -> Route:
@@ -130,6 +173,7 @@ def _route(route: dict[str, Any]) -> Route:
         body=route.get("body"),
         auth=auth,
         open=open_,
+        rate_limit=_rate_limit(route.get("rate_limit")),
     )
 
 
@@ -146,6 +190,7 @@ def _webhook(hook: dict[str, Any]) -> Webhook:
         dedupe=parse_duration(hook["dedupe"]) if "dedupe" in hook else DEDUPE_WINDOW,
         auth=auth,
         open=open_,
+        rate_limit=_rate_limit(hook.get("rate_limit")),
     )
 
 
@@ -163,17 +208,22 @@ def _websocket(socket: dict[str, Any]) -> WebSocket:
         heartbeat=socket.get("heartbeat"),
         max_message=parse_size(max_message) if max_message is not None else None,
         max_connections=socket.get("max_connections"),
+        allow=tuple(socket["allow"]) if "allow" in socket else None,
+        rate_limit=_rate_limit(socket.get("rate_limit")),
     )
 
 
 def _app(doc: Document, name: str, app: dict[str, Any]) -> App:
     auth, _ = _auth(app.get("auth"))
     command = app.get("command")
+    depends_on, endpoint_env = _dependencies(app.get("depends_on", []))
     return App(
         name=name,
         description=app.get("description", ""),
         port=app.get("port"),
-        depends_on=tuple(app.get("depends_on", [])),
+        depends_on=depends_on,
+        endpoint_env=endpoint_env,
+        rate_limit=_rate_limit(app.get("rate_limit")),
         env=_env(doc, ("apps", name, "env"), app.get("env", {})),
         grants=_grants(app.get("secrets", [])),
         auth=auth,
@@ -192,12 +242,14 @@ def _app(doc: Document, name: str, app: dict[str, Any]) -> App:
 
 def _task(doc: Document, name: str, task: dict[str, Any]) -> Task:
     timeout = task.get("timeout")
+    depends_on, endpoint_env = _dependencies(task.get("depends_on", []))
     return Task(
         name=name,
         handler=handler(task["handler"]),
         description=task.get("description", ""),
         inputs=dict(task.get("inputs", {})),
-        depends_on=tuple(task.get("depends_on", [])),
+        depends_on=depends_on,
+        endpoint_env=endpoint_env,
         grants=_grants(task.get("secrets", [])),
         env=_env(doc, ("tasks", name, "env"), task.get("env", {})),
         retries=task.get("retries", 0),

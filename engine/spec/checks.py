@@ -25,6 +25,7 @@ _BUILT_IN_HINT = {
     "health": "; set `health:` to another path",
     "metrics": "; set `metrics: false` or use another path",
 }
+_EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110's field-value
 _syntax_problem = functools.lru_cache(maxsize=4096)(check_syntax)  # specs repeat expressions
@@ -79,14 +80,61 @@ class _Checker:
         self.error(path, message)
         return False
 
-    def check_depends_on(self, path: JsonPath, owner: str | None, names: list[str]) -> None:
-        for i, name in enumerate(names):
-            if name == owner:
+    def check_depends_on(self, path: JsonPath, owner: str | None, items: list[Any]) -> None:
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and _reserved(item["env"]):
                 self.error(
-                    (*path, i), f"app {owner!r} depends on itself; remove it from depends_on"
+                    (*path, i, "env"),
+                    f"{item['env']} is set by engine itself; choose another variable",
                 )
+            name = _dependency(item)
+            where = (*path, i) if isinstance(item, str) else (*path, i, "app")
+            if name == owner:
+                self.error(where, f"app {owner!r} depends on itself; remove it from depends_on")
+            elif name in seen:
+                self.error(where, f"{name!r} is listed twice in depends_on; keep one")
             else:
-                self.reference((*path, i), name, "app", self.apps)
+                self.reference(where, name, "app", self.apps)
+            seen.add(name)
+
+    def check_env(self, path: JsonPath, env: dict[str, Any]) -> None:
+        """`${{ }}` is evaluated in actions only: in `env:` it would reach the process as
+        text, so a whole expression there is refused; `$${{` still writes the text itself."""
+        for key, value in env.items():
+            scalar = self.doc.scalars.get((*path, key))
+            escaped = scalar is not None and "$${{" in scalar.text
+            if isinstance(value, str) and _EXPRESSION.search(value) and not escaped:
+                hint = ""
+                if "endpoints." in value:
+                    hint = "; to get another app's URL under a name of your choice, use "
+                    hint += "depends_on: [{app: NAME, env: " + key + "}]"
+                self.error(
+                    (*path, key),
+                    "expressions (${{ }}) are not evaluated in env: values are fixed when the "
+                    "app starts" + hint,
+                )
+
+    def check_schemas(self, path: JsonPath, schemas: dict[str, Any] | None) -> None:
+        """Each value of `schemas` (input or parameter name -> JSON Schema) must be a schema."""
+        for name, schema in (schemas or {}).items():
+            self.check_schema((*path, name), schema)
+
+    def check_schema(self, path: JsonPath, schema: Any) -> None:
+        """A JSON Schema that the app or runner could not use is refused here, positioned."""
+        for where, message in _schema_problems(schema, path):
+            self.error(where, message)
+
+    def check_rate_limit(self, path: JsonPath, limit: dict[str, Any] | None) -> None:
+        if limit is None:
+            return
+        try:
+            per = parse_duration(limit["per"])
+        except ValueError as exc:
+            self.error((*path, "per"), str(exc))
+            return
+        if per < 1 or per != int(per):
+            self.error((*path, "per"), "a rate limit's window is whole seconds, at least 1s")
 
     def check_grants(self, path: JsonPath, grants: list[Any]) -> None:
         for i, grant in enumerate(grants):
@@ -94,12 +142,31 @@ class _Checker:
             where = (*path, i) if isinstance(grant, str) else (*path, i, "name")
             self.reference(where, name, "secret", self.secrets)
 
-    def check_auth(self, path: JsonPath, auth: Any) -> None:
+    def check_auth(self, path: JsonPath, auth: Any, app: str | None = None) -> None:
+        """`app` is set for an app's own auth, the only place `apps:` may appear."""
         if isinstance(auth, dict) and "bearer" in auth:
             self.reference((*path, "bearer"), auth["bearer"], "secret", self.secrets)
         elif isinstance(auth, dict) and "api_key" in auth:
             key = (*path, "api_key", "secret")
             self.reference(key, auth["api_key"]["secret"], "secret", self.secrets)
+        if isinstance(auth, dict) and "apps" in auth:
+            self.check_callers((*path, "apps"), app, auth["apps"])
+
+    def check_callers(self, path: JsonPath, app: str | None, callers: list[str]) -> None:
+        if app is None:
+            self.error(path, "`apps:` belongs on the app's own auth, not on one route's")
+            return
+        for i, caller in enumerate(callers):
+            if caller == app:
+                self.error((*path, i), f"app {app!r} does not call itself; remove it")
+            elif self.reference((*path, i), caller, "app", self.apps):
+                deps = [_dependency(d) for d in self.apps[caller].get("depends_on", [])]
+                if app not in deps:
+                    self.error(
+                        (*path, i),
+                        f"app {caller!r} may call {app!r} only if {app!r} is in its "
+                        f"depends_on; add it there",
+                    )
 
     def check_handler(self, path: JsonPath, ref: str) -> None:
         module, _, function = ref.partition(":")
@@ -119,10 +186,12 @@ class _Checker:
     # apps -------------------------------------------------------------------------------
 
     def check_app(self, path: JsonPath, name: str, app: dict[str, Any]) -> None:
-        deps = app.get("depends_on", [])
-        self.check_depends_on((*path, "depends_on"), name, deps)
+        self.check_depends_on((*path, "depends_on"), name, app.get("depends_on", []))
+        deps = [_dependency(d) for d in app.get("depends_on", [])]
         self.check_grants((*path, "secrets"), app.get("secrets", []))
-        self.check_auth((*path, "auth"), app.get("auth"))
+        self.check_auth((*path, "auth"), app.get("auth"), name)
+        self.check_env((*path, "env"), app.get("env", {}))
+        self.check_rate_limit((*path, "rate_limit"), app.get("rate_limit"))
         if "command" in app:
             for key in ("routes", "webhooks", "websockets", "static"):
                 if key in app:
@@ -164,6 +233,10 @@ class _Checker:
     ) -> None:
         self.claim(seen, route["method"], route["path"], path, app)
         self.check_auth((*path, "auth"), route.get("auth"))
+        self.check_schemas((*path, "query"), route.get("query"))
+        if "body" in route:
+            self.check_schema((*path, "body"), route["body"])
+        self.check_rate_limit((*path, "rate_limit"), route.get("rate_limit"))
         params = set(_PARAM.findall(route["path"]))
         for param in params:
             if not param.isidentifier():
@@ -207,6 +280,14 @@ class _Checker:
             self.reference((*path, "task"), task, "task", self.tasks)
         if isinstance(run.get("wait"), str):
             self.parse((*path, "wait"), parse_duration, run["wait"])
+        if "failed" in run and not run.get("wait"):
+            self.error(
+                (*path, "failed"),
+                "`failed:` is the reply to a waited run that failed; set `wait:` or remove it",
+            )
+        for key in ("respond", "failed"):
+            if key in run:
+                self.check_headers((*path, key, "headers"), run[key].get("headers"))
 
     def check_headers(self, path: JsonPath, headers: dict[str, Any] | None) -> None:
         """Response headers must be sendable: token names, one-line Latin-1 values."""
@@ -242,6 +323,7 @@ class _Checker:
                     (*path, "action"), f"a {provider} webhook routes by `events:`, not `action:`"
                 )
         self.check_auth((*path, "auth"), hook.get("auth"))
+        self.check_rate_limit((*path, "rate_limit"), hook.get("rate_limit"))
         actions = [((*path, "events", e), a) for e, a in hook.get("events", {}).items()]
         if "action" in hook:
             actions.append(((*path, "action"), hook["action"]))
@@ -260,6 +342,12 @@ class _Checker:
     ) -> None:
         self.claim(seen, "WS", socket["path"], path, app)
         self.check_auth((*path, "auth"), socket.get("auth"))
+        self.check_rate_limit((*path, "rate_limit"), socket.get("rate_limit"))
+        if "allow" in socket:
+            if socket.get("pattern") != "task-runner":
+                self.error((*path, "allow"), "`allow` is for the task-runner pattern only")
+            for i, task in enumerate(socket["allow"]):
+                self.reference((*path, "allow", i), task, "task", self.tasks)
         for key in ("handler", "source"):
             if key in socket:
                 self.check_handler((*path, key), socket[key])
@@ -282,6 +370,8 @@ class _Checker:
         self.check_handler((*path, "handler"), task["handler"])
         self.check_depends_on((*path, "depends_on"), None, task.get("depends_on", []))
         self.check_grants((*path, "secrets"), task.get("secrets", []))
+        self.check_env((*path, "env"), task.get("env", {}))
+        self.check_schemas((*path, "inputs"), task.get("inputs"))
         self.parse((*path, "timeout"), parse_duration, task.get("timeout"))
 
     # whole spec -------------------------------------------------------------------------
@@ -295,7 +385,10 @@ class _Checker:
             self.error(path, str(exc))
 
     def check_cycles(self) -> None:
-        graph = {name: list(app.get("depends_on", [])) for name, app in self.apps.items()}
+        graph = {
+            name: [_dependency(d) for d in app.get("depends_on", [])]
+            for name, app in self.apps.items()
+        }
         for cycle in _cycles(graph):
             start = cycle[0]
             index = graph[start].index(cycle[1])
@@ -328,6 +421,47 @@ class _Checker:
                 # The column is within the string, so show the string it counts in.
                 shown = text if len(text) <= 60 else text[:57] + "..."
                 self.error(where, f"expression error in {shown!r}: {problem}")
+
+
+def _reserved(variable: str) -> bool:
+    """A variable engine sets for every process, which a named endpoint must not replace."""
+    base = {"PATH", "HOME", "LANG", "TZ", "PYTHONPATH", "PYTHONUNBUFFERED"}
+    return variable in base or variable.startswith("ENGINE_")
+
+
+def _dependency(item: Any) -> str:
+    """The app named by a `depends_on` item: `backend` or `{app: backend, env: VAR}`."""
+    return item if isinstance(item, str) else item["app"]
+
+
+def _schema_problems(schema: Any, path: JsonPath) -> list[tuple[JsonPath, str]]:
+    """Where `schema` fails the JSON Schema meta-schema (the most telling problem), with a
+    did-you-mean for a misspelt type."""
+    import jsonschema
+    from jsonschema.exceptions import best_match
+
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    error = best_match(validator(validator.META_SCHEMA).iter_errors(schema))
+    if error is None:
+        return []
+    message = f"not a valid JSON Schema: {error.message}"
+    choices = _meta_choices(error)
+    if isinstance(error.instance, str) and choices:
+        message = f"not a valid JSON Schema: {error.instance!r} is not a type"
+        close = difflib.get_close_matches(error.instance, choices, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"the types are: {', '.join(choices)}"
+        message += "; " + hint
+    return [((*path, *error.absolute_path), message)]
+
+
+def _meta_choices(error: Any) -> list[str]:
+    """The names a meta-schema `enum` allows (JSON Schema's simple types), if that is the error."""
+    if error.validator == "enum":
+        return [c for c in error.validator_value if isinstance(c, str)]
+    found: list[str] = []
+    for sub in error.context or []:
+        found += _meta_choices(sub)
+    return sorted(set(found))
 
 
 def _strings(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:

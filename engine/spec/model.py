@@ -63,6 +63,30 @@ class Auth:
     kind: Literal["bearer", "api_key"]
     secret: str
     header: str = "Authorization"
+    apps: tuple[str, ...] = ()
+    """Apps of the project that may call with credentials minted for the pair."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What an app calls `app` with: a credential minted from `app`'s auth `secret` for the
+    pair, delivered to the caller as the secret variable `variable`."""
+
+    app: str
+    secret: str
+    kind: Literal["bearer", "api_key"]
+    header: str
+    variable: str
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `requests` per `per` seconds for each key `by` (`client`, `global`,
+    `header:NAME`)."""
+
+    requests: int
+    per: float
+    by: str = "client"
 
 
 @dataclass(frozen=True)
@@ -94,14 +118,18 @@ class RunAction:
     inputs: Any = None
     wait: bool | float = False
     allow: tuple[str, ...] | None = None
+    respond: RespondAction | None = None
+    failed: RespondAction | None = None
 
 
 @dataclass(frozen=True)
 class ProxyAction:
-    """Forward the request to app `app` at `path` (default: the same path)."""
+    """Forward the request to app `app` at `path` (default: the same path); the caller's own
+    credentials go along only with `forward_auth`."""
 
     app: str
     path: str | None = None
+    forward_auth: bool = False
 
 
 Action = HandlerAction | RespondAction | RunAction | ProxyAction
@@ -118,6 +146,7 @@ class Route:
     body: dict[str, Any] | bool | None = None
     auth: Auth | None = None
     open: bool = False
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +162,7 @@ class Webhook:
     dedupe: float = DEDUPE_WINDOW
     auth: Auth | None = None
     open: bool = False
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +179,8 @@ class WebSocket:
     heartbeat: float | None = None
     max_message: int | None = None
     max_connections: int | None = None
+    allow: tuple[str, ...] | None = None
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +212,11 @@ class App:
     command: tuple[str, ...] | str | None = None
     replicas: int = 1
     include: tuple[str, ...] = ()
+    endpoint_env: dict[str, str] = field(default_factory=dict)
+    """Variables named by `depends_on: [{app, env}]`, app -> variable."""
+    rate_limit: RateLimit | None = None
+    credentials: tuple[Credential, ...] = ()
+    """Credentials for the apps whose `auth.apps` list this one."""
 
     def all_grants(self) -> tuple[Grant, ...]:
         """The listed grants plus the implicit ones: secrets named by auth and webhooks."""
@@ -188,6 +225,12 @@ class App:
         implicit += [s for hook in self.webhooks for s in hook.secrets]
         extra = [Grant(s, env_name(s)) for s in dict.fromkeys(implicit) if s not in granted]
         return self.grants + tuple(extra)
+
+    def hashed_grants(self) -> tuple[Grant, ...]:
+        """What the app's version depends on among secrets: its grants, and the secrets its
+        minted credentials derive from (rotating one restarts the callers too)."""
+        derived = tuple(Grant(c.secret, c.variable) for c in self.credentials)
+        return self.all_grants() + derived
 
     def _auths(self) -> list[Auth | None]:
         endpoints: list[Route | Webhook | WebSocket] = [*self.routes, *self.webhooks]
@@ -215,6 +258,8 @@ class Task:
     timeout: float | None = None
     include: tuple[str, ...] = ()
     concurrency: int = CONCURRENCY
+    endpoint_env: dict[str, str] = field(default_factory=dict)
+    """Variables named by `depends_on: [{app, env}]`, app -> variable."""
 
 
 @dataclass(frozen=True)

@@ -146,9 +146,24 @@ def _alternatives(doc: Document, error: ValidationError, path: JsonPath) -> list
         else:
             message = f"has {' and '.join(present)}; give exactly one of: {choices}"
         return [doc.diagnostic(path, message)]
+    misspelt = _misspelt_name(error)
+    if misspelt is not None:
+        return _explain(doc, misspelt)
     if all(_is_type_mismatch(e) for e in error.context):
         return [doc.diagnostic(path, _expected_one_of(doc, error, path))]
     return _explain(doc, _closest_branch_error(error))
+
+
+def _misspelt_name(error: ValidationError) -> ValidationError | None:
+    """A string that only the name alternative could be (`app_1` in depends_on): its own
+    pattern error, so the message says what a name looks like."""
+    fitting = [e for e in error.context if e.validator != "type"]
+    branches = {e.relative_schema_path[0] for e in fitting}
+    name = schema()["$defs"]["name"]["pattern"]
+    names_only = all(e.validator == "pattern" and e.validator_value == name for e in fitting)
+    if isinstance(error.instance, str) and len(branches) == 1 and names_only:
+        return fitting[0]
+    return None
 
 
 def _closest_branch_error(error: ValidationError) -> ValidationError:

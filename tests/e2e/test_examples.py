@@ -692,7 +692,8 @@ class TestWebsockets:
 
 
 def test_every_example_is_covered() -> None:
-    """A new example needs its own tests here (browser is in test_browser.py)."""
+    """A new example needs its own tests here (browser is in test_browser.py, gateway in
+    test_gateway.py)."""
     from tests.e2e.helpers import EXAMPLES
 
     covered = {
@@ -704,5 +705,6 @@ def test_every_example_is_covered() -> None:
         "app-calls-app",
         "websockets",
         "browser",
+        "gateway",
     }
     assert {p.name for p in EXAMPLES.iterdir() if (p / "spec.yaml").exists()} == covered

@@ -43,7 +43,7 @@ apps:
       - path: /hook
         provider: github
         secret: hook-secret
-        events: {push: {respond: {json: {ok: true}}}}
+        events: {push: {run: {task: add-one, inputs: {x: 1}}}}
     websockets:
       - {path: /echo, pattern: echo}
   quiet:
@@ -214,8 +214,8 @@ def test_control_plane_metrics_count_runs_and_requests(
     assert info is not None
     samples = scrape(info["url"])
     finished = value(samples, "engine_runs_finished_total", task="add-one", status="succeeded")
-    assert finished == 2
-    assert value(samples, "engine_run_duration_seconds_count", task="add-one") == 2
+    assert finished == 3  # the two sent here and the webhook's accepted push
+    assert value(samples, "engine_run_duration_seconds_count", task="add-one") == 3
     created = value(
         samples,
         "engine_http_requests_total",

@@ -101,3 +101,21 @@ def test_missing_secret_stops_the_app_at_start(monkeypatch: pytest.MonkeyPatch) 
     app = rt.create_app(project="shop", name="api")
     with pytest.raises(ConfigError, match="API_TOKEN"):
         rt.add_respond_route(app, method="GET", path="/", respond=Respond(), auth=BEARER)
+
+
+def test_an_api_key_app_accepts_the_key_minted_for_each_listed_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.runtime.auth import resolve
+    from engine.runtime.credentials import mint
+
+    monkeypatch.setenv("API_KEY", "k3y")
+    guard = resolve(ApiKey("X-API-Key", "API_KEY", apps=("web", "cron")), "shop", "api")
+    for caller in ("web", "cron"):
+        assert guard.check({"x-api-key": mint("k3y", "shop", "api", caller)}) is None
+    assert guard.check({"x-api-key": "k3y"}) is None
+    for wrong in (mint("k3y", "shop", "api", "other"), mint("k3y", "shop", "other", "web")):
+        denied = guard.check({"x-api-key": wrong})
+        assert denied is not None and denied.status == 403
+    missing = guard.check({})
+    assert missing is not None and missing.status == 401

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -50,6 +51,7 @@ def test_public_api_of_the_app_module() -> None:
     assert sorted(app.__all__) == [
         "ApiKey",
         "Bearer",
+        "RateLimit",
         "Respond",
         "Run",
         "add_handler_route",
@@ -61,3 +63,26 @@ def test_public_api_of_the_app_module() -> None:
         "add_websocket",
         "create_app",
     ]
+
+
+def test_secret_finds_a_renamed_grant_by_the_secrets_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINE_SECRETS", json.dumps({"db-password": "PGPASSWORD"}))
+    monkeypatch.setenv("PGPASSWORD", "pw")
+    monkeypatch.delenv("DB_PASSWORD", raising=False)
+    assert secret("db-password") == "pw"
+    assert secret("PGPASSWORD") == "pw"
+
+
+def test_a_missing_grant_is_named_in_the_specs_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINE_SECRETS", json.dumps({"db-password": "PGPASSWORD"}))
+    monkeypatch.setenv("ENGINE_APP", "web")
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.delenv("PGPASSWORD_FILE", raising=False)
+    with pytest.raises(ConfigError, match=r"secret PGPASSWORD is not set \(neither PGPASSWORD "):
+        secret("db-password")  # granted as PGPASSWORD: that is the variable to look at
+    with pytest.raises(ConfigError) as caught:
+        secret("api-token")
+    assert str(caught.value) == (
+        "secret 'api-token' is not granted to app 'web': add it under its `secrets:` in the "
+        "spec; it is granted db-password (as PGPASSWORD)"
+    )

@@ -453,7 +453,7 @@ WEBHOOKS = ["apps", "add-one-app", "webhooks"]
         pytest.param(
             with_change(["tasks", "add-one", "depends_on"], ["add_one_app"]),
             ["tasks", "add-one", "depends_on", 0],
-            "pattern",
+            "oneOf",
             id="bad-name-reference",
         ),
         pytest.param(

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from engine.runtime.models import task_arguments
+
 DEFAULT_LOG_CAP = 10 * 2**20
 """Bytes a run's log file may hold (all its attempts together) unless the job says."""
 
@@ -156,8 +158,9 @@ def environment(extra: dict[str, str]) -> Iterator[None]:
 
 
 def call(handler: Callable[..., Any], inputs: dict[str, Any]) -> Any:
-    """Call the handler with inputs as keyword arguments; await it if it is async."""
-    result = handler(**inputs)
+    """Call the handler with inputs as keyword arguments (an input whose parameter is
+    annotated with a Pydantic model validated into it); await it if it is async."""
+    result = handler(**task_arguments(handler, inputs))
     if inspect.isawaitable(result):
         return asyncio.run(_await(result))
     return result
