@@ -37,13 +37,13 @@ from engine.backends.base import (
     TaskUnit,
     unit_environment,
 )
+from engine.backends.local import procs
 from engine.backends.local.environment import secret_environment
 from engine.backends.local.worker import DEFAULT_LOG_CAP
 from engine.backends.local.workers import (
     WorkerLost,
     WorkerProcess,
     WorkerStartError,
-    is_alive,
     kill_group,
 )
 
@@ -272,7 +272,7 @@ class LocalTaskExecutor:
             return None
         path = result_path(attempt.log_path)
         try:
-            while is_alive(pid, start):
+            while procs.is_ours(pid, start):
                 if (result := _read_result(path, attempt)) is not None:
                     break
                 await asyncio.sleep(REATTACH_POLL)
