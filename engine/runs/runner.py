@@ -244,7 +244,8 @@ class Runner:
         deadline = self._attempts.get(run_id)
         if deadline is not None:  # ends the attempt's await now, as a timeout would
             self._cancelled.add(run_id)
-            deadline.reschedule(asyncio.get_running_loop().time())
+            if not deadline.expired():
+                deadline.reschedule(asyncio.get_running_loop().time())
         return cancelled
 
     # Submissions
@@ -386,6 +387,7 @@ class Runner:
             handle = self.executor.handle(run_id)
             if handle is not None:
                 if timeout is not None and run_id not in self._cancelled:
+                    # Its deadline was None until now; only cancel() moves it otherwise.
                     deadline.reschedule(asyncio.get_running_loop().time() + timeout)
                 await self.store.set_handle(run_id, handle.encode())
                 return
