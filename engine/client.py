@@ -84,9 +84,9 @@ def ensure_control_plane(layout: Layout, spec: Path | None = None) -> ControlPla
     process = local.start_detached(argv, control_plane_environment(layout), layout.root, log_path)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process.exited():
             raise ControlPlaneError(
-                f"the control plane exited at start (code {process.returncode}); "
+                f"the control plane exited at start (code {process.exit_code}); "
                 f"see {log_path}:\n{_tail(log_path)}"
             )
         info = ControlPlaneInfo.read(layout.dir)

@@ -258,7 +258,9 @@ class Project:
     def runs(
         self, task: str | None = None, status: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
-        """The latest runs, newest first."""
+        """The latest runs, newest first (read from the run store once nothing runs)."""
+        if not self.active:
+            return self._history(task, status, limit)
         params = {k: v for k, v in {"task": task, "status": status, "limit": limit}.items() if v}
         runs: list[dict[str, Any]] = self._connected().request(
             "GET", "/api/v1/runs", params=params
@@ -267,6 +269,10 @@ class Project:
 
     def run_logs(self, run_id: str) -> str:
         """What a run printed; EngineError naming `engine runs` for an unknown id."""
+        if not self.active:
+            found = self._history_run(run_id)
+            path = Path(found.log_path) if found and found.log_path else None
+            return path.read_text(errors="replace") if path and path.is_file() else ""
         try:
             return self._connected().text(f"/api/v1/runs/{run_id}/logs")
         except ControlPlaneError as exc:
@@ -278,6 +284,47 @@ class Project:
         """Cancel a queued or running run; returns it."""
         run: dict[str, Any] = self._connected().request("POST", f"/api/v1/runs/{run_id}/cancel")
         return run
+
+    # history: the run store stays after destroy, and is read without a control plane
+
+    def _history(self, task: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
+        from engine.backends.base import RunStatus
+        from engine.runs.api import run_json
+
+        wanted = RunStatus(status) if status else None
+        found = self._read_store(lambda store: store.list_runs(task, wanted, limit))
+        return [run_json(run, self._console_url()) for run in found or []]
+
+    def _history_run(self, run_id: str) -> Any:
+        found = self._read_store(lambda store: store.get(run_id))
+        if found is None:
+            raise EngineError(f"no run {run_id!r}; list them with `engine runs`")
+        return found
+
+    def _read_store(self, query: Any) -> Any:
+        """`query(store)` on the project's SQLite run store, if there is one."""
+        import asyncio
+
+        from engine.runs.store import open_store
+
+        path = self.layout.dir / "runs.db"
+        if not path.is_file():
+            return None
+
+        async def read() -> Any:
+            store = open_store("", path)
+            try:
+                return await query(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(read())
+
+    def _console_url(self) -> str:
+        from engine.state import ControlPlaneInfo
+
+        info = ControlPlaneInfo.read(self.layout.dir)
+        return info.url if info else ""
 
     # plumbing
 

@@ -361,7 +361,7 @@ class Runner:
         except Exception as exc:
             if run.id in self._cancelled:
                 return  # cancel(): the store says so already
-            if isinstance(exc, TimeoutError) and deadline.expired():
+            if isinstance(exc, TimeoutError):  # ours, or the target's deadline (a Job's)
                 error = f"timed out after {timeout:g} s"
                 self._changed(await self.store.finish(run.id, RunStatus.TIMED_OUT, error=error))
                 return

@@ -24,13 +24,14 @@ from engine import __version__
 from engine.backends import local
 from engine.backends.base import Deployed, ProjectContext
 from engine.backends.local.backend import LocalBackend
+from engine.backends.local.launch import stopped_app_spec
 from engine.errors import EngineError
 from engine.events import ControlPlaneStatus, Status
 from engine.layout import Layout
 from engine.runs.api import make_router
 from engine.runs.runner import Runner
 from engine.runs.store import open_store
-from engine.server.apply import PROJECT_FILE, Applier, stopped_app_spec
+from engine.server.apply import PROJECT_FILE, Applier
 from engine.server.console import make_console_router
 from engine.server.launch import ControlPlaneAddress
 from engine.server.routes import make_control_router

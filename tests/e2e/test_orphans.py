@@ -68,3 +68,20 @@ def test_destroy_ends_a_task_child_that_left_its_group(engine_project: ProjectFa
     while local.is_alive(child, started) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not local.is_alive(child, started)
+
+
+def test_the_run_history_stays_after_destroy(engine_project: ProjectFactory) -> None:
+    tasks = TASKS + "\n\ndef hello():\n    print('hello from the run')\n    return {'ok': True}\n"
+    spec = SPEC.replace("tasks:\n", "tasks:\n  hello:\n    handler: tasks:hello\n")
+    project = engine_project({"spec.yaml": spec, "tasks.py": tasks})
+    project.ok("apply", "spec.yaml")
+    project.ok("run", "hello", "--wait")
+    run_id = project.ok("runs", "--json").json()[0]["id"]
+    project.ok("destroy", "spec.yaml")
+    after = project.ok("runs", "--json").json()
+    assert [(r["id"], r["status"], r["outputs"]) for r in after] == [
+        (run_id, "succeeded", {"ok": True})
+    ]
+    assert "hello from the run" in project.ok("run-logs", run_id).stdout
+    assert "no run 'nope'" in project.run("run-logs", "nope").stderr
+    assert not (project.engine_dir / "control-plane.json").exists()  # nothing was started

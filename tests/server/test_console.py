@@ -23,6 +23,7 @@ from engine.runs.api import run_json
 from engine.runs.store import NewRun, Run, RunStatus
 from engine.runs.store.sqlite import SQLiteRunStore
 from engine.server.console import LOG_TAIL, format_duration, make_console_router, read_log_tail
+from engine.server.console_auth import console_link
 from tests.conftest import needs_chromium
 
 TOKEN = "tok-console-must-never-show-this"
@@ -141,7 +142,9 @@ def tls() -> ssl.SSLContext:
 
 @pytest.fixture
 def client(console: str, tls: ssl.SSLContext) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=console, timeout=10, verify=tls) as client:
+    """A client that sends the project's token, as scripts do (browsers use the cookie)."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=console, timeout=10, verify=tls, headers=auth) as client:
         yield client
 
 
@@ -400,7 +403,7 @@ def test_run_json_of_an_unknown_run_is_404(client: httpx.Client) -> None:
 # Access
 
 
-def test_pages_need_no_token_and_never_show_it(client: httpx.Client, store: SyncStore) -> None:
+def test_pages_never_show_the_token(client: httpx.Client, store: SyncStore) -> None:
     run = store.create("add", {})
 
     for path in ["/", f"/runs/{run.id}", f"/runs/{run.id}.json", "/runs/nope"]:
@@ -522,7 +525,7 @@ def test_a_person_opens_a_run_from_the_project_page(
     finished(store, run, RunStatus.SUCCEEDED, outputs={"y": 42})
     finished(store, store.create("report", {}), RunStatus.FAILED, error="boom")
 
-    page.goto(console)
+    page.goto(console_link(console, TOKEN))
     expect(page).to_have_title("shop · engine")
     expect(page.locator("tr[data-app=api] .badge")).to_have_text("running")
     page.screenshot(path=str(tmp_path / "project.png"), full_page=True)
@@ -563,6 +566,7 @@ def test_a_running_run_page_follows_the_run_without_reloading(
     log.write_text("starting\n")
     store.start_attempt(run.id)
 
+    page.goto(console_link(console, TOKEN))
     page.goto(f"{console}/runs/{run.id}")
     expect(page.locator("#status")).to_have_text("running")
     expect(page.locator("#log")).to_have_text("starting\n")

@@ -6,7 +6,6 @@ of engine uses these few functions for the control plane's own process.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,9 +35,10 @@ def render(target: Target, units: Units, context: object) -> dict[str, bytes]:
 
 def start_detached(
     argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path
-) -> subprocess.Popen[bytes]:
-    """Start a long-lived process (the control plane) in its own session."""
-    return procs.spawn_detached(argv, env, cwd, log)
+) -> procs.ProcessHandle:
+    """Start a long-lived process (the control plane) in its own session, its output
+    appended to `log`."""
+    return procs.spawn(argv, env, cwd, log)
 
 
 def is_alive(pid: int | None, start_time: int | None) -> bool:

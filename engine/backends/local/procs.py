@@ -44,6 +44,11 @@ class ProcessHandle:
             return self._popen.poll() is not None
         return not is_ours(self.pid, self.start_time)
 
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code of a child that has exited (None while it runs, or if adopted)."""
+        return self._popen.returncode if self._popen is not None else None
+
     def stop(self, grace: float = 5.0) -> None:
         """Stop the process group (SIGTERM, then SIGKILL after `grace`) and reap the leader."""
         terminate_group(self.pid, self.start_time, grace)
@@ -191,24 +196,6 @@ def listen(port: int | None = None, backlog: int = 2048) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def spawn_detached(
-    argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path
-) -> subprocess.Popen[bytes]:
-    """Start a long-lived process (the control plane) in its own session."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return process
 
 
 def marked(variable: str, marker: str, exclude: int | None = None) -> list[tuple[int, int]]:
