@@ -362,7 +362,7 @@ class Runner:
             if run.id in self._cancelled:
                 return  # cancel(): the store says so already
             if isinstance(exc, TimeoutError):  # ours, or the target's deadline (a Job's)
-                error = f"timed out after {timeout:g} s"
+                error = f"timed out after {timeout:g} s" if timeout else _describe(exc)
                 self._changed(await self.store.finish(run.id, RunStatus.TIMED_OUT, error=error))
                 return
             log.error("run %s: the executor failed", run.id, exc_info=exc)
