@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
+import tempfile
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,8 @@ class Loaded:
     def levels(self) -> list[list[str]]:
         """The app names of each dependency level, in order."""
         order = levels(self.spec)
-        return [sorted(n for n, lv in order.items() if lv == level) for level in sorted(set(order.values()))]
+        depths = sorted(set(order.values()))
+        return [sorted(n for n, depth in order.items() if depth == d) for d in depths]
 
 
 def load(path: Path, secrets: Mapping[str, str] | None = None) -> Loaded:
@@ -85,14 +87,21 @@ def copy_project(source: Path, folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
-    """One Ray head for the session; afterwards, none of its processes may survive."""
-    folder = tmp_path_factory.mktemp("ray-head")
+def head() -> Iterator[Head]:
+    """One Ray head for the session; afterwards, none of its processes may survive.
+
+    Its folder is a short one of its own: Ray's Unix socket paths must stay under 108
+    bytes, and pytest's numbered temp folders are pruned by other sessions' runs.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="engine-ray-"))
     temp_dir = folder / "ray"
     temp_dir.mkdir()
     popen, started = start_head(temp_dir)
-    yield started
-    survivors = stop_head(popen, started)
+    try:
+        yield started
+    finally:
+        survivors = stop_head(popen, started)
+        shutil.rmtree(folder, ignore_errors=True)
     assert survivors == [], f"processes of the Ray head survived its SIGTERM: {survivors}"
 
 

@@ -32,7 +32,9 @@ class Dashboard:
         """Close the connections."""
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kw: Any):
+    async def _call(
+        self, method: str, path: str, ok: tuple[int, ...] = (200,), **kw: Any
+    ) -> httpx.Response:
         try:
             response = await self._http.request(method, path, **kw)
         except httpx.HTTPError as exc:
