@@ -7,6 +7,7 @@ it again, so that the head's memory stays low.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -52,6 +53,21 @@ async def project_jobs(head: Head, project: str) -> list[dict]:
     finally:
         await dashboard.close()
     return [j for j in jobs if (j.get("metadata") or {}).get("engine_project") == project]
+
+
+def processes_in_packages(head: Head, wait: float = 15.0) -> list[str]:
+    """The head's processes still working in an unpacked working_dir (after `wait`)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for pid in head.session_pids():
+            with contextlib.suppress(OSError):
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+                if "working_dir_files" in cwd:
+                    found.append(f"{pid} in {cwd}")
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.5)
 
 
 async def deploy_times(head: Head) -> dict[str, float]:
@@ -392,5 +408,6 @@ def test_destroy_leaves_no_app_or_job_and_other_projects_alone(
     result, (apps, jobs), stays = run(scenario())
     assert result.outcome in (Outcome.LOST, Outcome.FAILED)
     assert (apps, jobs) == ({}, [])
+    assert processes_in_packages(head) == []
     assert stays["hello"].state == DeployedState.RUNNING
     assert httpx.get(f"http://127.0.0.1:{head.serve_port}/api/version").status_code == 404

@@ -27,6 +27,7 @@ from engine.backends.base import (
 from engine.backends.ray.config import Cluster, job_request, package, submission_id
 from engine.backends.ray.dashboard import TERMINAL_JOB_STATES, Dashboard
 from engine.backends.ray.job_entry import RESULT_PREFIX
+from engine.backends.ray.node import reap_idle_workers
 from engine.backends.ray.secretfile import write_secrets
 
 HANDLE_KIND = "ray-job"
@@ -168,6 +169,7 @@ class RayJobExecutor:
             submission = job.get("submission_id")
             if submission and meta.get("engine_project") == self._cluster.project:
                 await self._stop(str(submission))
+        reap_idle_workers(uri for uri, _ in self._packages.values())
 
     async def close(self) -> None:
         """Stop every job this executor started that still runs; close the client."""

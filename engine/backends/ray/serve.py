@@ -27,6 +27,7 @@ from engine.backends.ray.config import (
     serve_config,
 )
 from engine.backends.ray.dashboard import Dashboard
+from engine.backends.ray.node import reap_idle_workers
 from engine.backends.ray.secretfile import remove_secrets, write_secrets
 
 _STATES = {
@@ -61,6 +62,7 @@ class RayBackend:
         self._context = context
         self._dashboard = dashboard
         self._health = httpx.AsyncClient(timeout=5.0)
+        self._packages: dict[str, set[str]] = {}  # app -> every package declared for it
 
     async def _applications(self) -> dict[str, dict[str, Any]]:
         details = await self._dashboard.serve_details()
@@ -102,11 +104,14 @@ class RayBackend:
                 if good is not None and _declared(good) and good.get("status") == "RUNNING":
                     restore[self._sn(unit)] = good["deployed_app_config"]
             await self._dashboard.put_serve_config(self._config(restore))
+            # A replica that failed to start can leave an idle worker in the new package.
+            await _reap({desired[self._sn(u)]["runtime_env"]["working_dir"] for u in failed})
         return results
 
     async def _prepare(self, unit: AppUnit, endpoints: Mapping[str, str]) -> dict[str, Any]:
         uri, data = package(self._cluster.project, unit)
         await self._dashboard.ensure_package(uri, data)
+        self._packages.setdefault(unit.name, set()).add(uri)
         extra = {"ENGINE_API_TOKEN": self._context.api_token}
         write_secrets(self._cluster.secrets_dir, unit, extra)
         return application(self._cluster, self._context, unit, endpoints, uri)
@@ -171,9 +176,14 @@ class RayBackend:
         return response.status_code == 200
 
     async def remove(self, names: Sequence[str]) -> None:
-        """Drop these apps from the declared config (others' stay) and wait until gone."""
+        """Drop these apps from the declared config (others' stay) and wait until gone;
+        then end the idle workers Ray keeps in their working dirs on this node."""
         serve_names = {self._cluster.app_name(n) for n in names}
         current = await self._applications()
+        packages = {uri for name in names for uri in self._packages.pop(name, set())}
+        for name in serve_names & set(current):
+            config = current[name].get("deployed_app_config") or {}
+            packages.add(str((config.get("runtime_env") or {}).get("working_dir", "")))
         if serve_names & set(current):
             keep = {n: a["deployed_app_config"] for n, a in current.items() if _declared(a)}
             for name in serve_names:
@@ -186,6 +196,7 @@ class RayBackend:
                 await asyncio.sleep(_POLL)
         for name in names:
             remove_secrets(self._cluster.secrets_dir, "app", name)
+        await _reap(packages)
 
     async def _replicas(self, name: str) -> list[str]:
         app = (await self._applications()).get(self._cluster.app_name(name)) or {}
@@ -211,6 +222,13 @@ class RayBackend:
         """Close the HTTP clients; the apps keep running."""
         await self._health.aclose()
         await self._dashboard.close()
+
+
+async def _reap(packages: set[str]) -> None:
+    """End idle workers in these packages, again a moment later when more reach the pool."""
+    for _ in range(3):
+        reap_idle_workers(packages)
+        await asyncio.sleep(0.5)
 
 
 def _shown(line: str) -> bool:
