@@ -109,7 +109,7 @@ def entry_source(project: str, app: str) -> str:
     return ENTRY_SOURCE.format(project=project, app=app, ingress=INGRESS)
 
 
-def _zip(entries: list[tuple[str, bytes]]) -> bytes:
+def zip_entries(entries: list[tuple[str, bytes]]) -> bytes:
     """Sorted entries, fixed times and modes: the same files give the same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -127,7 +127,7 @@ def package(project: str, unit: AppUnit | TaskUnit) -> tuple[str, bytes]:
         data = unit.bundle.archive()
     else:
         entry = (f"{ENTRY_MODULE}.py", entry_source(project, unit.name).encode())
-        data = _zip([*unit.bundle.entries(), entry])
+        data = zip_entries([*unit.bundle.entries(), entry])
     return f"gcs://_ray_pkg_{hashlib.sha256(data).hexdigest()[:32]}.zip", data
 
 
