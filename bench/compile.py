@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table
 
 from engine.compiler import compile_spec
-from engine.spec import load_spec
+from engine.load import load_spec
 
 SIZES = (10, 100, 1000)
 

@@ -77,17 +77,24 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @SPEC_ARGUMENT
+@click.option(
+    "--target",
+    "target",
+    default=None,
+    metavar="NAME",
+    help="Also check what this target cannot run.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def validate(spec: Path, as_json: bool) -> None:
+def validate(spec: Path, target: str | None, as_json: bool) -> None:
     """Check a spec; print each problem with its file, line and column.
 
     Each problem is printed as `file:line:col: json.path: message`, all of them at once;
     the exit code is 1 if there is any.
     """
-    from engine.spec import check_spec
+    from engine.load import check_spec
 
     try:
-        checked = check_spec(spec)
+        checked = check_spec(spec, target=target)
     except SpecError as exc:
         if not as_json:
             raise
@@ -137,7 +144,7 @@ def build(spec: Path, output: Path | None, templates: Path | None) -> None:
     gives the same bytes.
     """
     from engine.compiler import compile_spec, write_build
-    from engine.spec import load_spec
+    from engine.load import load_spec
 
     loaded = load_spec(spec)
     out = output or loaded.root / ".engine" / "build"
@@ -145,27 +152,18 @@ def build(spec: Path, output: Path | None, templates: Path | None) -> None:
         click.echo(str(path))
 
 
-def _local_plan(spec: Path) -> Any:
-    from engine.compiler import compile_spec
-    from engine.plan import make_plan
-    from engine.secrets import resolve_secrets
-    from engine.server.apply import recorded
-    from engine.spec import load_spec
-    from engine.state import State
-
-    loaded = load_spec(spec)
-    build = compile_spec(loaded)
-    secrets = resolve_secrets(loaded)
-    engine_dir = loaded.root / ".engine"
-    if not engine_dir.is_dir():
-        return make_plan(build, secrets, {}, {})
-    with State(engine_dir) as state:
-        apps, tasks = recorded(state)
-    return make_plan(build, secrets, apps, tasks)
+TARGET_OPTION = click.option(
+    "--target",
+    "target",
+    default=None,
+    metavar="NAME",
+    help="Where the project runs: a target of the spec (default: $ENGINE_TARGET, else local).",
+)
 
 
 @main.command()
 @SPEC_ARGUMENT
+@TARGET_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option(
     "-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan to a file."
@@ -175,13 +173,19 @@ def _local_plan(spec: Path) -> Any:
     is_flag=True,
     help="Exit 0 when there is nothing to change, 2 when there is, 1 on error.",
 )
-def plan(spec: Path, as_json: bool, out: Path | None, detailed_exitcode: bool) -> None:
+def plan(
+    spec: Path, target: str | None, as_json: bool, out: Path | None, detailed_exitcode: bool
+) -> None:
     """Show what apply would create, restart or delete, and why.
 
     A saved plan (-o plan.json) can be applied with `engine apply plan.json`; it is refused
     if the spec or the running system changed since.
     """
-    result = _local_plan(spec)
+    from engine.project import Project
+
+    result, warnings = Project.of_spec(spec, target).plan(spec)
+    for warning in warnings:
+        click.echo(f"{warning} (warning)", err=True)
     if out:
         out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     if as_json:
@@ -196,8 +200,13 @@ def plan(spec: Path, as_json: bool, out: Path | None, detailed_exitcode: bool) -
 
 @main.command()
 @click.argument(
-    "target", type=click.Path(dir_okay=False, path_type=Path), default="spec.yaml", required=False
+    "spec_or_plan",
+    metavar="SPEC",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="spec.yaml",
+    required=False,
 )
+@TARGET_OPTION
 @click.option(
     "--timeout",
     type=float,
@@ -208,85 +217,50 @@ def plan(spec: Path, as_json: bool, out: Path | None, detailed_exitcode: bool) -
 @click.option(
     "--wait-lock", is_flag=True, help="Wait for another apply to finish instead of failing."
 )
-def apply(target: Path, timeout: float, wait_lock: bool) -> None:
+def apply(spec_or_plan: Path, target: str | None, timeout: float, wait_lock: bool) -> None:
     """Start or update everything in a spec, or in a saved plan.
 
-    TARGET is the spec (default spec.yaml) or a saved plan. Apps start in dependency order,
+    SPEC is the spec (default spec.yaml) or a saved plan. Apps start in dependency order,
     each once the apps it depends on are healthy; a second apply of the same spec changes
     nothing. A changed app is replaced side by side: the old version serves until the new
     one is healthy, and stays if the new one fails.
     """
-    from engine.client import Client, ensure_control_plane, environment, live_control_plane
-    from engine.layout import Layout
-    from engine.state import ApplyLock
+    from engine.project import Project, load_saved_plan
 
     expect = None
-    spec = target
-    if target.suffix == ".json":
-        expect = json.loads(target.read_text())
-        spec = Path(expect["spec_path"])
-    if not spec.is_file():
-        raise UsageError(f"{spec}: no such file; pass the spec to apply (default spec.yaml)")
-    layout = Layout(spec.resolve().parent)
-    if live_control_plane(layout) is None:
-        _check_before_starting(spec)
-    layout.dir.mkdir(mode=0o700, exist_ok=True)
-    lock = ApplyLock(layout.dir, "engine apply")
-    lock.acquire(wait=wait_lock)
-    try:
-        client = Client(ensure_control_plane(layout))
-        payload = {
-            "spec_path": str(spec.resolve()),
-            "spec_label": str(spec),
-            "environ": environment(),
-            "expect": expect,
-            "health_timeout": timeout,
-        }
-        ok = _show_apply(client.stream("/api/v1/apply", payload), client.info.url)
-    finally:
-        lock.release()
-    sys.exit(0 if ok else 1)
+    spec = spec_or_plan
+    if spec_or_plan.suffix == ".json":
+        spec, expect = load_saved_plan(spec_or_plan)
+    project = Project.of_spec(spec, target)
+    events = project.apply(spec, expect=expect, health_timeout=timeout, wait_lock=wait_lock)
+    sys.exit(0 if _show_apply(events) else 1)
 
 
-def _check_before_starting(spec: Path) -> None:
-    """Validate and read secrets here, so a bad spec never starts a control plane.
-
-    A running control plane does the same checks itself (and answers the same errors),
-    which spares a no-op apply the cost of loading the validator twice.
-    """
-    from engine.secrets import resolve_secrets
-    from engine.spec import check_spec
-
-    checked = check_spec(spec)
-    for warning in checked.warnings:
-        click.echo(f"{warning} (warning)", err=True)
-    resolve_secrets(checked.spec)
-
-
-def _show_apply(events: Any, console_url: str) -> bool:
+def _show_apply(events: Any) -> bool:
     """Print apply progress as it streams in; return whether it succeeded."""
+    from engine.events import DoneEvent, ErrorEvent, PlanEvent, StepEvent, WarningsEvent
+
     ok = False
     for event in events:
-        kind = event["event"]
-        if kind == "error":
-            for line in event["errors"]:
+        if isinstance(event, ErrorEvent):
+            for line in event.errors:
                 click.echo(line, err=True)
-        elif kind == "warnings":
-            for line in event["warnings"]:
+        elif isinstance(event, WarningsEvent):
+            for line in event.warnings:
                 click.echo(f"{line} (warning)", err=True)
-        elif kind == "plan":
-            click.echo(event["text"], nl=False)
-        elif kind == "step":
-            line = f"  {event['kind']} {event['name']}: {event['status']}"
-            if event.get("url"):
-                line += f"  {event['url']}"
+        elif isinstance(event, PlanEvent):
+            click.echo(event.text, nl=False)
+        elif isinstance(event, StepEvent):
+            line = f"  {event.kind} {event.name}: {event.status}"
+            if event.url:
+                line += f"  {event.url}"
             click.echo(line)
-            if event.get("error"):
-                click.echo(_indent(event["error"]), err=True)
-        elif kind == "done":
-            ok = event["ok"]
-            _show_apps(event["apps"])
-            click.echo(f"\nConsole: {console_url}/")
+            if event.error:
+                click.echo(_indent(event.error), err=True)
+        elif isinstance(event, DoneEvent):
+            ok = event.ok
+            _show_apps(event.apps)
+            click.echo(f"\nConsole: {event.console}/")
             click.echo("Apply complete." if ok else "Apply failed: see the errors above.")
     return ok
 
@@ -295,16 +269,16 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines())
 
 
-def _show_apps(apps: list[dict[str, Any]]) -> None:
+def _show_apps(apps: Any) -> None:
     if not apps:
         click.echo("\nNo apps.")
         return
-    width = max(len(a["name"]) for a in apps)
+    width = max(len(a.name) for a in apps)
     click.echo("")
     for app in apps:
-        where = app.get("url") or "-"
-        restarts = f"  restarts: {app['restarts']}" if app.get("restarts") else ""
-        click.echo(f"  {app['name'].ljust(width)}  {app['state']:<8}  {where}{restarts}")
+        where = app.url or "-"
+        restarts = f"  restarts: {app.restarts}" if app.restarts else ""
+        click.echo(f"  {app.name.ljust(width)}  {app.state:<8}  {where}{restarts}")
 
 
 PROJECT_OPTION = click.option(
@@ -315,70 +289,53 @@ PROJECT_OPTION = click.option(
 )
 
 
-def _client(directory: Path | None) -> Any:
-    from engine.client import Client, connect, find_project
+def _project(directory: Path | None, target: str | None) -> Any:
+    from engine.project import Project
 
-    return Client(connect(find_project(directory)))
+    return Project.find(directory, target)
 
 
 @main.command()
 @PROJECT_OPTION
+@TARGET_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status(directory: Path | None, as_json: bool) -> None:
+def status(directory: Path | None, target: str | None, as_json: bool) -> None:
     """Show the project's apps: state, URL, pid and restarts.
 
     If the control plane died, it is started again and re-adopts the apps still running.
     """
-    from engine.client import Client, ensure_control_plane, find_project, is_active
-
-    layout = find_project(directory)
-    if not is_active(layout):
-        if as_json:
-            _print_json({"project": layout.root.name, "control_plane": None, "apps": []})
-        else:
-            click.echo(f"Nothing runs in {layout.root}; start it with `engine apply SPEC`.")
-        return
-    result = Client(ensure_control_plane(layout)).request("GET", "/api/v1/status")
+    project = _project(directory, target)
+    result = project.status()
     if as_json:
-        _print_json(result)
+        _print_json(result.to_json())
         return
-    click.echo(f"Project {result['project']}; console: {result['control_plane']['url']}/")
-    _show_apps(result["apps"])
+    if result.control_plane is None:
+        click.echo(f"Nothing runs in {project.root}; start it with `engine apply SPEC`.")
+        return
+    click.echo(f"Project {result.project}; console: {result.control_plane.url}/")
+    _show_apps(result.apps)
 
 
 @main.command()
 @click.argument("app")
 @PROJECT_OPTION
+@TARGET_OPTION
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they come.")
 @click.option("-n", "--tail", type=int, default=100, show_default=True, help="Lines to show.")
-def logs(app: str, directory: Path | None, follow: bool, tail: int) -> None:
+def logs(app: str, directory: Path | None, target: str | None, follow: bool, tail: int) -> None:
     """Print APP's log (its stdout and stderr).
 
     `engine logs control-plane` prints the engine's own log.
     """
-    import time
+    from engine.errors import ControlPlaneError
 
-    from engine.client import find_project
-
-    layout = find_project(directory)
-    path = layout.logs / f"{app}.log"
-    if not path.exists():
-        logs = layout.logs.glob("*.log") if layout.logs.is_dir() else []
-        own = layout.control_plane_log.stem
-        known = sorted(p.stem for p in logs if p.stem != own)
-        raise UsageError(
-            f"no log for app {app!r}; apps with logs: {', '.join(known) or 'none'} "
-            f"(and `engine logs {own}` for the engine's own)"
-        )
-    with path.open(errors="replace") as f:
-        for line in f.readlines()[-tail:] if tail > 0 else []:
+    try:
+        for line in _project(directory, target).logs(app, tail, follow):
             click.echo(line, nl=False)
-        while follow:
-            line = f.readline()
-            if line:
-                click.echo(line, nl=False)
-            else:
-                time.sleep(0.2)
+    except ControlPlaneError as exc:
+        if "(HTTP 404)" in str(exc):
+            raise UsageError(str(exc).removesuffix(" (HTTP 404)")) from exc
+        raise
 
 
 @main.command()
@@ -386,36 +343,17 @@ def logs(app: str, directory: Path | None, follow: bool, tail: int) -> None:
     "spec", type=click.Path(dir_okay=False, path_type=Path), default=None, required=False
 )
 @PROJECT_OPTION
-def destroy(spec: Path | None, directory: Path | None) -> None:
+@TARGET_OPTION
+def destroy(spec: Path | None, directory: Path | None, target: str | None) -> None:
     """Stop every app of the project, then its control plane.
 
     Only processes engine started (checked by pid and start time) are stopped.
     """
-    from engine.client import Client, ensure_control_plane, find_project, is_active
-
-    layout = find_project(spec.resolve().parent if spec else directory)
-    if not is_active(layout):
-        click.echo(f"Nothing to destroy in {layout.root}: no app is running.")
-        return
-    client = Client(ensure_control_plane(layout))
-    client.request("POST", "/api/v1/destroy")
-    client.wait_exit()
-    click.echo(f"Destroyed project in {layout.root}: no app is running.")
-
-
-def _task_inputs_schema(directory: Path | None, task: str) -> dict[str, Any]:
-    """The task's `inputs:` map from the applied spec, to convert `-i key=value` values."""
-    from engine.client import find_project
-    from engine.server.apply import PROJECT_FILE
-    from engine.spec import load_spec
-
-    layout = find_project(directory)
-    try:
-        spec_path = json.loads((layout.dir / PROJECT_FILE).read_text())["spec_path"]
-        found = load_spec(Path(spec_path)).tasks.get(task)
-    except (OSError, ValueError, KeyError, EngineError):
-        return {}
-    return found.inputs if found else {}
+    project = _project(spec.resolve().parent if spec else directory, target)
+    if project.destroy():
+        click.echo(f"Destroyed project in {project.root}: no app is running.")
+    else:
+        click.echo(f"Nothing to destroy in {project.root}: no app is running.")
 
 
 def _convert(key: str, text: str, schema: dict[str, Any]) -> Any:
@@ -436,6 +374,7 @@ def _convert(key: str, text: str, schema: dict[str, Any]) -> Any:
 @main.command()
 @click.argument("task")
 @PROJECT_OPTION
+@TARGET_OPTION
 @click.option("-i", "--input", "pairs", multiple=True, metavar="KEY=VALUE", help="An input.")
 @click.option(
     "--input-file",
@@ -447,6 +386,7 @@ def _convert(key: str, text: str, schema: dict[str, Any]) -> Any:
 def run(
     task: str,
     directory: Path | None,
+    target: str | None,
     pairs: tuple[str, ...],
     input_file: Any,
     wait: bool,
@@ -460,15 +400,15 @@ def run(
     """
     import time
 
+    project = _project(directory, target)
     inputs = json.load(input_file) if input_file else {}
-    schema = _task_inputs_schema(directory, task)
+    schema = project.task_inputs(task) if pairs else {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-i")
         inputs[key] = _convert(key, value, schema.get(key, {}))
-    client = _client(directory)
-    started = client.request("POST", "/api/v1/runs", json={"task": task, "inputs": inputs})
+    started = project.run(task, inputs)
     if not wait:
         click.echo(f"Started run {started['id']} of {task}: {started['url']}")
         return
@@ -479,9 +419,7 @@ def run(
         if deadline is not None and left == 0:
             click.echo(f"run {current['id']} is still {current['status']}", err=True)
             sys.exit(1)
-        current = client.request(
-            "GET", f"/api/v1/runs/{started['id']}/wait", params={"timeout": left}
-        )
+        current = project.wait(started["id"], left)
     if current["status"] == "succeeded":
         _print_json(current["outputs"])
         return
@@ -492,6 +430,7 @@ def run(
 
 @main.command()
 @PROJECT_OPTION
+@TARGET_OPTION
 @click.option("--task", help="Only runs of this task.")
 @click.option(
     "--status",
@@ -501,11 +440,15 @@ def run(
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 def runs(
-    directory: Path | None, task: str | None, status: str | None, limit: int, as_json: bool
+    directory: Path | None,
+    target: str | None,
+    task: str | None,
+    status: str | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """List the latest runs, newest first."""
-    params = {k: v for k, v in {"task": task, "status": status, "limit": limit}.items() if v}
-    result = _client(directory).request("GET", "/api/v1/runs", params=params)["runs"]
+    result = _project(directory, target).runs(task, status, limit)
     if as_json:
         _print_json(result)
         return
@@ -518,26 +461,43 @@ def runs(
 @main.command("run-logs")
 @click.argument("run_id")
 @PROJECT_OPTION
-def run_logs(run_id: str, directory: Path | None) -> None:
+@TARGET_OPTION
+def run_logs(run_id: str, directory: Path | None, target: str | None) -> None:
     """Print what RUN_ID's task wrote to stdout and stderr."""
-    from engine.errors import ControlPlaneError
-
-    try:
-        text = _client(directory).text(f"/api/v1/runs/{run_id}/logs")
-    except ControlPlaneError as exc:
-        if "(HTTP 404)" in str(exc):
-            raise EngineError(f"no run {run_id!r}; list them with `engine runs`") from exc
-        raise
-    click.echo(text, nl=False)
+    click.echo(_project(directory, target).run_logs(run_id), nl=False)
 
 
 @main.command()
 @click.argument("run_id")
 @PROJECT_OPTION
-def cancel(run_id: str, directory: Path | None) -> None:
+@TARGET_OPTION
+def cancel(run_id: str, directory: Path | None, target: str | None) -> None:
     """Cancel a queued or running run."""
-    run = _client(directory).request("POST", f"/api/v1/runs/{run_id}/cancel")
+    run = _project(directory, target).cancel(run_id)
     click.echo(f"Run {run['id']} of {run['task']} is {run['status']}.")
+
+
+@main.command()
+@SPEC_ARGUMENT
+@click.option("--target", "target", required=True, metavar="NAME", help="The target to render for.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The folder to write into (created if missing).",
+)
+def render(spec: Path, target: str, output: Path) -> None:
+    """Write what a target would be given, without contacting it.
+
+    For `kubernetes` the manifests (one object per document); for `ray` the Serve config
+    and the job submissions. The same spec gives the same bytes; no secret value appears
+    except inside Kubernetes Secrets.
+    """
+    from engine.render import render_target
+
+    for path in render_target(spec, target, output):
+        click.echo(str(path))
 
 
 def _register_new() -> None:

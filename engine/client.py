@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
+import re
 import sys
 import time
 import urllib.parse
@@ -13,20 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.backends.local import procs
 from engine.errors import ControlPlaneError, UsageError
 from engine.layout import Layout
-from engine.server import procs
 from engine.state import ControlPlaneInfo
 
 START_TIMEOUT = 30.0
 
 
-def find_project(directory: Path | None = None) -> Layout:
+def find_project(directory: Path | None = None, target: str = "local") -> Layout:
     """The project whose `.engine/` is in `directory` or its parents (like git finds `.git`)."""
     start = (directory or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         if (folder / ".engine").is_dir():
-            return Layout(folder)
+            return Layout(folder, target)
     raise UsageError(
         f"no engine project in {start} or its parents (no .engine/ folder); "
         "run `engine apply SPEC` first, or point at the project with -C DIR"
@@ -68,22 +68,20 @@ def live_control_plane(layout: Layout) -> ControlPlaneInfo | None:
     return info if info is not None and _healthy(info) else None
 
 
-def ensure_control_plane(layout: Layout) -> ControlPlaneInfo:
-    """The running control plane, starting one (which re-adopts the apps) if there is none."""
+def ensure_control_plane(layout: Layout, spec: Path | None = None) -> ControlPlaneInfo:
+    """The running control plane, starting one (which re-adopts the apps) if there is none.
+
+    A target other than `local` needs its spec to open its backend: `spec`, or the one
+    last applied.
+    """
     info = live_control_plane(layout)
     if info is not None:
         return info
-    layout.logs.mkdir(parents=True, exist_ok=True)
     log_path = layout.control_plane_log
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "engine.server", str(layout.dir)],
-            cwd=layout.root,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = [sys.executable, "-m", "engine.server", str(layout.dir)]
+    if spec is not None:
+        argv.append(str(spec.resolve()))
+    process = procs.spawn_detached(argv, control_plane_environment(layout), layout.root, log_path)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -118,7 +116,8 @@ def _open(
     timeout: float | None = 30.0,
 ) -> http.client.HTTPResponse:
     address = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=timeout)
+    host = address.hostname or "127.0.0.1"
+    connection = http.client.HTTPConnection(host, address.port, timeout=timeout)
     # The standard library suffices for loopback and starts in milliseconds; httpx cost a
     # third of a second of imports and TLS set-up on every command.
     connection.request(method, path, body=body, headers=headers or {})
@@ -179,6 +178,14 @@ class Client:
                 raise ControlPlaneError(_detail(response.status, body))
             return body
 
+    def lines(self, path: str, params: dict[str, Any]) -> Iterator[str]:
+        """GET a text answer and yield its lines as they arrive (e.g. a followed log)."""
+        with self._send("GET", path, params=params, timeout=None) as response:
+            if response.status >= 400:
+                raise ControlPlaneError(_detail(response.status, response.read()))
+            for line in response:
+                yield line.decode("utf-8", errors="replace")
+
     def stream(self, path: str, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """POST `payload` and yield each JSON line of the answer as it arrives."""
         with self._send("POST", path, json_body=payload, timeout=None) as response:
@@ -217,6 +224,39 @@ def _detail(status: int, body: bytes) -> str:
     return f"{detail} (HTTP {status})"
 
 
-def environment() -> dict[str, str]:
-    """The applying user's environment, handed to the control plane for secrets and ${VAR}."""
-    return dict(os.environ)
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def referenced_variables(spec_path: Path) -> set[str]:
+    """The environment variables a spec can read: each `${VAR}` in its text, and each
+    secret's `env:` source (read without loading the whole spec)."""
+    try:
+        text = spec_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    names = set(_REFERENCE.findall(text))
+    names.update(re.findall(r"\benv:\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)", text))
+    return names
+
+
+def environment(spec_path: Path | None) -> dict[str, str]:
+    """What of the user's environment the control plane gets: the minimal base, the
+    variables the spec references, and engine's own `ENGINE_*` settings; never the rest."""
+    from engine.backends.local.environment import BASE_VARIABLES
+
+    wanted = set(BASE_VARIABLES) | (referenced_variables(spec_path) if spec_path else set())
+    return {k: v for k, v in os.environ.items() if k in wanted or k.startswith("ENGINE_")}
+
+
+def control_plane_environment(layout: Layout) -> dict[str, str]:
+    """The environment a new control plane starts with: `environment()` for the applied spec
+    (it reloads that spec after a restart), plus what Python needs to find engine."""
+    from engine.server.apply import PROJECT_FILE
+
+    try:
+        spec_path = Path(json.loads((layout.dir / PROJECT_FILE).read_text())["spec_path"])
+    except (OSError, ValueError, KeyError):
+        spec_path = None
+    env = environment(spec_path)
+    env.update({k: os.environ[k] for k in ("PYTHONPATH", "VIRTUAL_ENV") if k in os.environ})
+    return env

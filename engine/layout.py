@@ -11,16 +11,32 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+LOCAL = "local"
+
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a project's files live: everything under `.engine/` beside the spec."""
+    """Where a project's files live: everything under `.engine/` beside the spec.
+
+    Each target keeps its own state: `local` in `.engine/` itself, any other target `T` in
+    `.engine/targets/T/` (its state, run store, logs and control plane).
+    """
 
     root: Path
+    target: str = LOCAL
+
+    @classmethod
+    def of(cls, state_dir: Path) -> Layout:
+        """The layout whose `dir` is `state_dir`."""
+        state_dir = state_dir.resolve()
+        if state_dir.parent.name == "targets" and state_dir.parent.parent.name == ".engine":
+            return cls(state_dir.parent.parent.parent, state_dir.name)
+        return cls(state_dir.parent)
 
     @property
     def dir(self) -> Path:
-        return self.root / ".engine"
+        base = self.root / ".engine"
+        return base if self.target == LOCAL else base / "targets" / self.target
 
     @property
     def build(self) -> Path:
@@ -48,5 +64,5 @@ class Layout:
     @property
     def secret_files(self) -> Path:
         """Secrets granted as files live outside `.engine/`, in a folder only the user reads."""
-        key = hashlib.sha256(str(self.dir).encode()).hexdigest()[:16]
+        key = hashlib.sha256(str(self.dir).encode()).hexdigest()[:16]  # one per target
         return Path(tempfile.gettempdir()) / f"engine-{os.getuid()}" / key

@@ -4,11 +4,17 @@ A plan is plain data computed from the compiled spec, the secrets' hashes and th
 state; the executor carries it out without making decisions of its own.
 
 * `create`: not running yet.
-* `replace`: changed; a new process starts on a new port and the old one stops once the
-  new one is healthy (so it keeps serving meanwhile).
-* `update`: changed, but on a fixed port: restarted in place.
+* `replace`: changed; the new version starts beside the old one, which stops once the new
+  one is healthy (so it keeps serving meanwhile).
+* `update`: changed, but it binds a fixed port itself (a `command:` app): restarted in
+  place. A task's new version is an `update` too.
 * `delete`: no longer in the spec.
 * `unchanged`: nothing to do.
+
+Each step's reasons say what changed (`handlers.py changed`, `env changed`, `secret
+github-secret changed`), from the parts its hash is made of. With `stable_endpoints` (the
+backend keeps an app's URL across replacements) a dependency's new version restarts none
+of its dependents.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from engine.compiler import Build
@@ -35,6 +41,7 @@ class Recorded:
     hash: str
     port: int | None = None
     state: str = "running"
+    parts: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Step:
     reasons: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
     level: int = 0
+    parts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,14 @@ class Plan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         steps = tuple(
-            Step(**{**s, "reasons": tuple(s["reasons"]), "depends_on": tuple(s["depends_on"])})
+            Step(
+                **{
+                    **s,
+                    "reasons": tuple(s["reasons"]),
+                    "depends_on": tuple(s["depends_on"]),
+                    "parts": dict(s.get("parts", {})),
+                }
+            )
             for s in data["steps"]
         )
         return cls(
@@ -146,11 +161,42 @@ def levels(spec: Spec) -> dict[str, int]:
     return result
 
 
+def changes(
+    old: Mapping[str, str] | None, new: Mapping[str, str], grants: tuple[Grant, ...]
+) -> list[str]:
+    """What differs between a recorded version's parts and the desired one's, in words.
+
+    Secrets have no part of their own (a per-secret hash would let a weak value be guessed
+    from the state): when nothing else differs, a granted secret changed.
+    """
+    if old is None:
+        return ["changed"]
+    reasons: list[str] = []
+    differ = {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+    if differ & {"config", "env"}:
+        differ.discard("module")  # the module follows from the config
+    for key in sorted(differ):
+        what, _, name = key.partition(" ")
+        if what == "file":
+            verb = "added" if key not in old else "removed" if key not in new else "changed"
+            reasons.append(f"{name} {verb}")
+        else:
+            reasons.append(f"{'generated module' if key == 'module' else key} changed")
+    if reasons:
+        return reasons
+    names = sorted({g.secret for g in grants})
+    if len(names) == 1:
+        return [f"secret {names[0]} changed"]
+    return [f"a secret changed (one of {', '.join(names)})"] if names else ["changed"]
+
+
 def make_plan(
     build: Build,
     secrets: Mapping[str, str],
     apps: Mapping[str, Recorded],
     tasks: Mapping[str, Recorded],
+    *,
+    stable_endpoints: bool = False,
 ) -> Plan:
     """Diff the compiled spec against the recorded state into ordered steps."""
     spec = build.spec
@@ -159,8 +205,11 @@ def make_plan(
     steps: dict[str, Step] = {}
     for name in sorted(spec.apps, key=lambda n: (order[n], n)):
         app = spec.apps[name]
-        desired = _desired_hash(build.apps[name].content_hash, app.all_grants(), hashes)
-        steps[name] = _app_step(app, desired, apps.get(name), steps, order)
+        artifact = build.apps[name]
+        desired = _desired_hash(artifact.content_hash, app.all_grants(), hashes)
+        parts = dict(artifact.parts)
+        step = _app_step(app, desired, apps.get(name), steps, order, spec, stable_endpoints, parts)
+        steps[name] = replace(step, parts=parts)
     result = list(steps.values())
     result += [
         Step("delete", "app", name, None, ("no longer in the spec",))
@@ -168,20 +217,38 @@ def make_plan(
     ]
     for name in sorted(spec.tasks):
         task = spec.tasks[name]
+        parts = dict(build.tasks[name].parts)
         desired = _desired_hash(build.tasks[name].content_hash, task.grants, hashes)
         recorded = tasks.get(name)
         deps = task.depends_on
+        moved = [d for d in deps if _moves(spec, steps[d], stable_endpoints)]
         if recorded is None:
-            result.append(Step("create", "task", name, desired, (), deps))
-        elif recorded.hash != desired or any(steps[d].action != "unchanged" for d in deps):
-            result.append(Step("update", "task", name, desired, ("changed",), deps))
+            action: Action = "create"
+            reasons: list[str] = []
+        elif recorded.hash != desired or moved:
+            action = "update"
+            reasons = (
+                changes(recorded.parts, parts, task.grants) if recorded.hash != desired else []
+            )
+            reasons += [f"{d} gets a new endpoint" for d in moved]
         else:
-            result.append(Step("unchanged", "task", name, desired, (), deps))
+            action, reasons = "unchanged", []
+        result.append(Step(action, "task", name, desired, tuple(reasons), deps, 0, parts))
     result += [
         Step("delete", "task", name, None, ("no longer in the spec",))
         for name in sorted(set(tasks) - set(spec.tasks))
     ]
     return Plan(spec.project, str(spec.path), spec.sha256, state_token(apps, tasks), tuple(result))
+
+
+def _moves(spec: Spec, step: Step, stable_endpoints: bool) -> bool:
+    """Whether the app of `step` gets a new URL in this apply."""
+    if step.action == "create":
+        return True
+    app = spec.apps[step.name]
+    # A command app binds its own port: without a fixed one, its replacement moves.
+    stable = stable_endpoints and not (app.command is not None and app.port is None)
+    return step.action == "replace" and not stable
 
 
 def _app_step(
@@ -190,6 +257,9 @@ def _app_step(
     recorded: Recorded | None,
     earlier: Mapping[str, Step],
     order: Mapping[str, int],
+    spec: Spec,
+    stable_endpoints: bool,
+    parts: Mapping[str, str],
 ) -> Step:
     def step(action: Action, *reasons: str) -> Step:
         return Step(action, "app", app.name, desired, reasons, app.depends_on, order[app.name])
@@ -198,14 +268,15 @@ def _app_step(
         return step("create")
     reasons = []
     if recorded.hash != desired:
-        reasons.append("changed")
+        reasons += changes(recorded.parts, parts, app.all_grants())
     if recorded.state not in RUNNING:
         reasons.append(f"not running ({recorded.state})")
     if app.port is not None and recorded.port != app.port:
         reasons.append(f"port {recorded.port} -> {app.port}")
     for dep in app.depends_on:
-        if earlier[dep].action in ("create", "replace"):
+        if _moves(spec, earlier[dep], stable_endpoints):
             reasons.append(f"{dep} gets a new endpoint")
     if not reasons:
         return step("unchanged")
-    return step("update" if app.port is not None else "replace", *reasons)
+    in_place = app.command is not None and app.port is not None
+    return step("update" if in_place else "replace", *reasons)

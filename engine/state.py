@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS tasks (
     name TEXT PRIMARY KEY,
     hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS versions (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    parts TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
 CREATE TABLE IF NOT EXISTS applies (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started_at REAL NOT NULL,
@@ -161,6 +168,19 @@ class State:
     def delete_task(self, name: str) -> None:
         """Forget a task."""
         self._execute("DELETE FROM tasks WHERE name = ?", (name,))
+
+    # versions: what each applied hash is made of, so a plan can say what changed
+
+    def put_parts(self, kind: str, name: str, hash: str, parts: dict[str, str]) -> None:
+        """Record the parts (non-secret hashes) of the version `hash` of app or task `name`."""
+        sql = "INSERT OR REPLACE INTO versions (kind, name, hash, parts) VALUES (?, ?, ?, ?)"
+        self._execute(sql, (kind, name, hash, json.dumps(parts, sort_keys=True)))
+
+    def parts(self, kind: str, name: str, hash: str) -> dict[str, str] | None:
+        """The parts recorded for version `hash`, or None if another version was recorded."""
+        sql = "SELECT parts FROM versions WHERE kind = ? AND name = ? AND hash = ?"
+        rows = self._query(sql, (kind, name, hash))
+        return json.loads(rows[0]["parts"]) if rows else None
 
     # applies
 

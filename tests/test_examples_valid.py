@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from engine.compiler import compile_spec, write_build
-from engine.spec import check_spec
+from engine.load import check_spec
 from engine.spec.model import App, Spec, Task, env_name
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

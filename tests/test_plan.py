@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.compiler import Build, compile_spec
+from engine.load import load_spec
 from engine.plan import Plan, Recorded, Step, levels, make_plan
-from engine.spec import load_spec
 
 SPEC = """\
     version: 1
@@ -49,8 +49,11 @@ def build(tmp_path: Path, text: str = SPEC) -> Build:
 
 
 def recorded(plan: Plan) -> dict[str, Recorded]:
-    """The state an apply of `plan` would leave: every app running with its hash."""
-    return {s.name: Recorded(s.hash, 18080 if s.name == "fixed" else 20000) for s in plan.steps}
+    """The state an apply of `plan` would leave: every app running with its hash and parts."""
+    return {
+        s.name: Recorded(s.hash, 18080 if s.name == "fixed" else 20000, parts=s.parts)
+        for s in plan.steps
+    }
 
 
 def actions(plan: Plan) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -72,24 +75,38 @@ def test_same_state_changes_nothing(tmp_path: Path) -> None:
     assert plan.render() == f"No changes. Project shop matches {tmp_path / 'spec.yaml'}.\n"
 
 
-def test_changed_dynamic_app_is_replaced_and_its_dependents_get_a_new_endpoint(
-    tmp_path: Path,
-) -> None:
+def test_changed_app_on_moving_endpoints_restarts_its_dependents(tmp_path: Path) -> None:
     state = recorded(make_plan(build(tmp_path), SECRETS, {}, {}))
     changed = SPEC.replace("json: base}", "json: base-2}")
     got = actions(make_plan(build(tmp_path, changed), SECRETS, state, {}))
-    assert got["base"] == ("replace", ("changed",))
+    assert got["base"] == ("replace", ("config changed",))
     assert got["front"] == ("replace", ("base gets a new endpoint",))
     for name in ("fixed", "user", "guarded", "hooked", "granted"):
         assert got[name] == ("unchanged", ()), name
 
 
-def test_changed_fixed_port_app_is_updated_without_cascading(tmp_path: Path) -> None:
+def test_changed_app_on_stable_endpoints_restarts_nothing_else(tmp_path: Path) -> None:
     state = recorded(make_plan(build(tmp_path), SECRETS, {}, {}))
-    changed = SPEC.replace("json: fixed}", "json: fixed-2}")
-    got = actions(make_plan(build(tmp_path, changed), SECRETS, state, {}))
-    assert got["fixed"] == ("update", ("changed",))
-    assert got["user"] == ("unchanged", ())
+    changed = SPEC.replace("json: base}", "json: base-2}").replace("json: fixed}", "json: f}")
+    plan = make_plan(build(tmp_path, changed), SECRETS, state, {}, stable_endpoints=True)
+    got = actions(plan)
+    assert got["base"] == ("replace", ("config changed",))
+    assert got["fixed"] == ("replace", ("config changed",))  # the held socket keeps its port
+    assert {n for n, (action, _) in got.items() if action != "unchanged"} == {"base", "fixed"}
+
+
+def test_reasons_name_the_file_the_env_and_the_secret_that_changed(tmp_path: Path) -> None:
+    (tmp_path / "handlers.py").write_text("def hello():\n    return 1\n")
+    text = SPEC.replace(
+        "respond: {json: base}}]",
+        "handler: 'handlers:hello'}]\n        env: {MODE: one}",
+    )
+    state = recorded(make_plan(build(tmp_path, text), SECRETS, {}, {}))
+    (tmp_path / "handlers.py").write_text("def hello():\n    return 2\n")
+    changed = text.replace("MODE: one", "MODE: two")
+    got = actions(make_plan(build(tmp_path, changed), {**SECRETS, "token": "t2"}, state, {}))
+    assert got["base"] == ("replace", ("env changed", "handlers.py changed"))
+    assert got["guarded"] == ("replace", ("secret token changed",))
 
 
 def test_app_removed_from_the_spec_is_deleted(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def convert(blueprint: Blueprint, key: str, text: str) -> Any:
     except ValueError:
         if kind is None or "string" in kinds:
             return text
-        raise UsageError(f"--set {key}={text}: expected {' or '.join(kinds)}") from None
+        raise UsageError(f"--set {key}={text}: expected {' or '.join(map(str, kinds))}") from None
 
 
 def project_name(directory: Path, given: str | None) -> str:
@@ -131,7 +131,7 @@ def _spec_text(blueprint: Blueprint, name: str, parameters: dict[str, Any], frag
 
 def write_project(project: Project, directory: Path) -> list[Path]:
     """Write `project` to `directory` once its spec validates; return the files written."""
-    from engine.spec import check_spec
+    from engine.load import check_spec
 
     check_empty(directory)
     with tempfile.TemporaryDirectory(prefix="engine-new-") as scratch:

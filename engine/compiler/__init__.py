@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jinja2
@@ -39,6 +39,9 @@ class Artifact:
     source: str | None
     content_hash: str
     files: tuple[str, ...]
+    parts: dict[str, str] = field(default_factory=dict, compare=False)
+    """What the hash is made of, each part's own hash: `config`, `env`, `module`, and
+    `file <path>` per file, so that a plan can say what changed."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,14 @@ def render_app(spec: Spec, app: App, templates: Path | None = None) -> str:
     return source
 
 
-def _config_hash(value: App | Task) -> str:
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _config_parts(value: App | Task) -> dict[str, str]:
     # The frozen model's repr is deterministic (tuples, insertion-ordered dicts, no sets)
     # and ten times cheaper than dataclasses.asdict's deep copies.
-    return hashlib.sha256(repr(value).encode()).hexdigest()
+    return {"config": _sha(repr(replace(value, env={}))), "env": _sha(repr(value.env))}
 
 
 def _handler_modules(value: App | Task) -> list[str]:
@@ -108,11 +115,16 @@ def _artifact(spec: Spec, value: App | Task, kind: str, source: str | None) -> A
     files = local_sources(spec.root, _handler_modules(value), _includes(value))
     # Every header names the spec's sha256: leave it out, or editing one app restarts all.
     module = (source or "").replace(spec.sha256, "")
-    digest = hashlib.sha256()
-    for part in (_config_hash(value), module, hash_files(spec.root, files)):
-        digest.update(part.encode() + b"\0")
     relative = tuple(str(f.relative_to(spec.root)) for f in files)
-    return Artifact(value.name, kind, source, digest.hexdigest(), relative)
+    parts = _config_parts(value)
+    if source is not None:
+        parts["module"] = _sha(module)
+    for name, file in zip(relative, files, strict=True):
+        parts[f"file {name}"] = hash_files(spec.root, [file])
+    digest = hashlib.sha256()
+    for name, part in parts.items():
+        digest.update(f"{name}\0{part}\0".encode())
+    return Artifact(value.name, kind, source, digest.hexdigest(), relative, parts)
 
 
 def compile_spec(spec: Spec, templates: Path | None = None) -> Build:

@@ -1,7 +1,9 @@
-"""Run a project's control plane: `python -m engine.server PROJECT_DIR/.engine`.
+"""Run a project's control plane: `python -m engine.server STATE_DIR [SPEC]`.
 
-Started (detached) by the CLI. It keeps the previous token, and the previous port when it
-is free, so that apps started by an earlier control plane can still reach the run API.
+STATE_DIR is the target's folder (`.engine/`, or `.engine/targets/NAME/`); SPEC opens a
+cluster target's backend before its first apply. Started (detached) by the CLI. It keeps
+the previous token, and the previous port when it is free (or `ENGINE_CONTROL_PLANE_PORT`),
+so that apps started by an earlier control plane can still reach the run API.
 """
 
 from __future__ import annotations
@@ -16,34 +18,52 @@ from pathlib import Path
 
 import uvicorn
 
+from engine.backends.local import procs
 from engine.layout import Layout
-from engine.server import procs
 from engine.server.app import create_control_plane
 from engine.server.launch import ControlPlaneAddress
 from engine.state import ControlPlaneInfo
 
 
-def _bind(preferred: int | None) -> socket.socket:
+def _bind(preferred: int | None, *, required: bool = False) -> socket.socket:
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
     # and without it each answer waits ~40 ms for Nagle's algorithm and delayed ACKs.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    for port in (preferred, 0) if preferred else (0,):
+    for port in (preferred, 0) if preferred and not required else (preferred or 0,):
         try:
             sock.bind(("127.0.0.1", port))
             return sock
         except OSError:
             continue
-    raise SystemExit("engine: cannot bind a port on 127.0.0.1 for the control plane")
+    raise SystemExit(
+        f"engine: cannot bind 127.0.0.1:{preferred or 0} for the control plane"
+        + (f"; free it or change {PORT_VARIABLE}" if required else "")
+    )
 
 
-async def _serve(layout: Layout) -> None:
+PORT_VARIABLE = "ENGINE_CONTROL_PLANE_PORT"
+"""Pins the control plane's port (the console's and the run API's); default: the previous
+control plane's port when it is free, else any free one."""
+
+
+def _pinned() -> int | None:
+    text = os.environ.get(PORT_VARIABLE, "")
+    if not text:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise SystemExit(f"engine: {PORT_VARIABLE}={text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+async def _serve(layout: Layout, spec_path: Path | None) -> None:
     previous = ControlPlaneInfo.read(layout.dir)
     token = previous.token if previous else secrets.token_urlsafe(32)
-    preferred = int(previous.url.rsplit(":", 1)[1]) if previous else None
-    sock = _bind(preferred)
+    pinned = _pinned()
+    preferred = pinned or (int(previous.url.rsplit(":", 1)[1]) if previous else None)
+    sock = _bind(preferred, required=pinned is not None)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = create_control_plane(layout, ControlPlaneAddress(url, token))
+    app = create_control_plane(layout, ControlPlaneAddress(url, token), spec_path)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
     pid = os.getpid()
     ControlPlaneInfo(url, pid, procs.process_start_time(pid) or 0, token).write(layout.dir)
@@ -64,11 +84,12 @@ async def _serve(layout: Layout) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
-        raise SystemExit("usage: python -m engine.server PROJECT_DIR/.engine")
-    layout = Layout(Path(argv[1]).resolve().parent)
+    if len(argv) not in (2, 3):
+        raise SystemExit("usage: python -m engine.server STATE_DIR [SPEC]")
+    layout = Layout.of(Path(argv[1]))
+    spec_path = Path(argv[2]) if len(argv) == 3 else None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(layout))
+        asyncio.run(_serve(layout, spec_path))
 
 
 if __name__ == "__main__":

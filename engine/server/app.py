@@ -18,47 +18,48 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi import FastAPI
 
 from engine import __version__
+from engine.backends.base import Deployed, ProjectContext
+from engine.backends.local.backend import LocalBackend
 from engine.errors import EngineError
+from engine.events import ControlPlaneStatus, Status
 from engine.layout import Layout
-from engine.runs.api import make_router, require_token
+from engine.runs.api import make_router
 from engine.runs.runner import Runner
 from engine.runs.store import RunStore
-from engine.server.apply import PROJECT_FILE, Applier, prepare, stopped_app_spec
+from engine.server.apply import PROJECT_FILE, Applier, stopped_app_spec
 from engine.server.console import make_console_router
 from engine.server.launch import ControlPlaneAddress
-from engine.server.supervisor import Supervisor
+from engine.server.routes import make_control_router
+from engine.server.targets import open_backend
 from engine.state import State
 
 log = logging.getLogger("engine.server")
 
 
-class ApplyRequest(BaseModel):
-    """What the CLI sends to apply a spec."""
-
-    spec_path: str
-    spec_label: str | None = None
-    environ: dict[str, str] = Field(default_factory=dict)
-    expect: dict[str, Any] | None = None
-    health_timeout: float = 30.0
-
-
 class ControlPlane:
     """The parts of a running control plane, and what ties them together."""
 
-    def __init__(self, layout: Layout, api: ControlPlaneAddress) -> None:
+    def __init__(
+        self, layout: Layout, api: ControlPlaneAddress, spec_path: Path | None = None
+    ) -> None:
         self.layout = layout
         self.api = api
+        self.target = layout.target
         layout.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.state = State(layout.dir)
         self.store = RunStore(layout.dir / "runs.db")
         self.runner = Runner(self.store, layout.run_logs, api.url)
-        self.supervisor = Supervisor(self.state, layout.logs)
-        self.applier = Applier(layout, self.state, self.supervisor, self.runner, api)
+        context = ProjectContext(self.project, layout.root, api.url, api.token)
+        applied = self._project().get("spec_path")
+        spec = spec_path or (Path(applied) if applied else None)
+        self.backend, self.executor = open_backend(layout, self.state, context, spec)
+        self.applier = Applier(
+            layout, self.state, self.backend, self.runner, api, target=self.target
+        )
+        self.seen: tuple[Deployed, ...] = ()
         self.shutdown: asyncio.Event = asyncio.Event()
 
     @property
@@ -73,43 +74,69 @@ class ControlPlane:
             return {}
 
     async def recover(self) -> None:
-        """Adopt the apps an earlier control plane started; restart the ones that died."""
+        """Adopt the apps an earlier control plane started; restart the ones that died.
+
+        A cluster target's apps run on without us: only their tasks are configured again.
+        """
         records = self.state.apps()
         spec_path = self._project().get("spec_path")
         if not spec_path:
             return
+        if not isinstance(self.backend, LocalBackend):
+            await self._configure_tasks(Path(spec_path))
+            return
         environ = dict(os.environ)
         reason = ""
         try:
-            prepared = prepare(Path(spec_path), environ, self.state)
+            prepared = await asyncio.to_thread(self.applier.prepare, Path(spec_path), environ)
         except EngineError as exc:
             log.warning("cannot load %s to restart apps: %s", spec_path, exc)
             prepared, reason = None, str(exc).splitlines()[0]
         order = {s.name: s.level for s in prepared.plan.steps} if prepared else {}
+        endpoints = {r.name: r.url for r in records if r.url}
         for record in sorted(records, key=lambda r: (order.get(r.name, 0), r.name)):
-            if prepared and record.name in prepared.build.spec.apps:
-                spec = self.applier.process_spec(prepared, record.name, environ, 30.0)
+            if prepared and record.name in prepared.units.apps:
+                unit = prepared.units.apps[record.name]
+                spec = self.backend.process_spec(unit, endpoints)
                 # Recorded under the hash it was started with: a spec edited since then
                 # shows up as a change in the next plan, not as already applied.
                 spec = dataclasses.replace(spec, hash=record.hash)
             else:
                 why = reason if prepared is None else "it is no longer in the spec"
                 spec = stopped_app_spec(record.name, why, record.hash, self.layout.root)
-            await self.supervisor.adopt(record, spec)
+            await self.backend.adopt(record, spec)
         if prepared:
-            await self.applier.configure_tasks(prepared, environ)
+            await self.applier.configure_tasks(prepared, environ, endpoints)
 
-    def status(self) -> dict[str, Any]:
+    async def _configure_tasks(self, spec_path: Path) -> None:
+        environ = dict(os.environ)
+        try:
+            prepared = await asyncio.to_thread(self.applier.prepare, spec_path, environ)
+        except EngineError as exc:
+            log.warning("cannot load %s to configure tasks: %s", spec_path, exc)
+            return
+        deployed = await self.backend.observe()
+        endpoints = {n: d.url for n, d in deployed.items() if d.url}
+        await self.applier.configure_tasks(prepared, environ, endpoints)
+
+    async def status(self) -> Status:
         """What `engine status --json` prints."""
-        return {
-            "project": self.project,
-            "control_plane": {"url": self.api.url, "pid": os.getpid()},
-            "apps": self.supervisor.status(),
-        }
+        self.seen = tuple(sorted((await self.backend.observe()).values(), key=lambda d: d.name))
+        plane = ControlPlaneStatus(self.api.url, os.getpid())
+        return Status(self.project, self.target, plane, self.seen)
+
+    def apps(self) -> list[dict[str, object]]:
+        """The apps as last seen, for the console's pages (the local backend's are live)."""
+        if isinstance(self.backend, LocalBackend):
+            return self.backend.status()
+        return [d.to_dict() for d in self.seen]
 
     async def destroy(self) -> None:
         """Stop every app and the runner, forget them, and let the process exit."""
-        await self.supervisor.stop_all()
+        if isinstance(self.backend, LocalBackend):
+            await self.backend.stop_all()
+        else:
+            await self.backend.remove(sorted(await self.backend.observe()))
         for record in self.state.apps():
             self.state.delete_app(record.name)
         for name in list(self.state.tasks()):
@@ -120,9 +147,11 @@ class ControlPlane:
         self.shutdown.set()
 
 
-def create_control_plane(layout: Layout, api: ControlPlaneAddress) -> FastAPI:
-    """The control plane's ASGI app for the project in `layout`."""
-    plane = ControlPlane(layout, api)
+def create_control_plane(
+    layout: Layout, api: ControlPlaneAddress, spec_path: Path | None = None
+) -> FastAPI:
+    """The control plane's ASGI app for the project in `layout` (on `layout.target`)."""
+    plane = ControlPlane(layout, api, spec_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -132,7 +161,7 @@ def create_control_plane(layout: Layout, api: ControlPlaneAddress) -> FastAPI:
             yield
         finally:
             await plane.runner.stop()
-            await plane.supervisor.aclose()
+            await plane.backend.close()
             plane.store.close()
             plane.state.close()
 
@@ -144,62 +173,14 @@ def create_control_plane(layout: Layout, api: ControlPlaneAddress) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.plane = plane
-    guard = [Depends(require_token(api.token))]
-
-    @app.get("/api/v1/health", tags=["control plane"])
-    async def health() -> dict[str, str]:
-        """Readiness of the control plane (no token needed)."""
-        return {"status": "healthy"}
-
-    @app.get("/api/v1/status", tags=["control plane"], dependencies=guard)
-    async def status() -> dict[str, Any]:
-        """The project's apps: state, URL, port, pid and restarts."""
-        return plane.status()
-
-    @app.post("/api/v1/apply", tags=["control plane"], dependencies=guard)
-    async def apply(request: ApplyRequest) -> StreamingResponse:
-        """Converge to a spec; the answer streams progress as JSON lines."""
-        return StreamingResponse(_apply_events(plane, request), media_type="application/x-ndjson")
-
-    @app.post("/api/v1/destroy", tags=["control plane"], dependencies=guard)
-    async def destroy() -> dict[str, str]:
-        """Stop every app, then the control plane itself."""
-        await plane.destroy()
-        return {"status": "destroyed"}
-
+    app.include_router(make_control_router(plane, api.token))
     app.include_router(make_router(plane.runner, plane.store, token=api.token, base_url=api.url))
     app.include_router(
         make_console_router(
             project=lambda: plane.project,
-            apps=plane.supervisor.status,
+            apps=plane.apps,
             store=plane.store,
             token=api.token,
         )
     )
     return app
-
-
-async def _apply_events(plane: ControlPlane, request: ApplyRequest) -> AsyncIterator[bytes]:
-    """Run the apply in its own task (it finishes even if the CLI goes away); stream events."""
-    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-
-    async def run() -> None:
-        try:
-            await plane.applier.apply(
-                Path(request.spec_path),
-                request.environ,
-                events.put,
-                label=request.spec_label,
-                expect=request.expect,
-                health_timeout=request.health_timeout,
-            )
-        except Exception as exc:  # reported to the CLI, and logged with its traceback
-            log.exception("apply failed")
-            await events.put({"event": "error", "errors": [f"internal error: {exc}"]})
-        finally:
-            await events.put(None)
-
-    task = asyncio.create_task(run())
-    while (event := await events.get()) is not None:
-        yield (json.dumps(event) + "\n").encode()
-    await task

@@ -1,86 +1,120 @@
-"""Carry out a plan on the local backend: start, replace and stop apps; configure tasks.
+"""Carry out a plan on any backend: apps level by level, then deletes, then tasks.
 
-Apps start level by level (a level's apps in parallel, each after its dependencies are
-healthy). An app that fails its health check leaves its previous version serving, and
-the apps that depend on it are skipped. Every step is reported as an event dict, which
-the control plane streams to the CLI.
+The plan decides what changes; this executor only dispatches on each step's action. A
+level's apps are handed to `Backend.deploy` together, once every app they depend on is
+healthy; an app that fails keeps its previous version serving, and the apps that depend
+on it are skipped. Every step is reported as an event dict, which the control plane
+streams to the CLI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.compiler import Build, compile_spec, write_module
-from engine.errors import ApplyError, EngineError, SpecError
+from engine.backends.base import Backend, Deployed
+from engine.backends.local.supervisor import ProcessSpec
+from engine.compiler import Build, compile_spec
+from engine.errors import EngineError, SpecError
+from engine.events import (
+    ApplyEvent,
+    DoneEvent,
+    ErrorEvent,
+    PlanEvent,
+    StepEvent,
+    WarningsEvent,
+)
 from engine.layout import Layout
+from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
-from engine.server.launch import ControlPlaneAddress, app_process, task_config
-from engine.server.supervisor import ProcessSpec, Supervisor
-from engine.spec import check_spec
+from engine.server.launch import ControlPlaneAddress, task_config
 from engine.state import State
+from engine.units import Units, build_units
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
+Emit = Callable[[ApplyEvent], Awaitable[None]]
 PROJECT_FILE = "project.json"
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A spec made ready to apply: compiled, its secrets read, its plan computed."""
+    """A spec made ready to apply: compiled, its secrets read, its plan and units computed."""
 
     build: Build
     secrets: dict[str, str]
     plan: Plan
+    units: Units
     warnings: tuple[str, ...] = ()
 
 
 def recorded(state: State) -> tuple[dict[str, Recorded], dict[str, Recorded]]:
-    """The state's apps and tasks as the planner sees them."""
-    apps = {r.name: Recorded(r.hash, r.port, r.state) for r in state.apps()}
-    tasks = {name: Recorded(h) for name, h in state.tasks().items()}
+    """The state's apps and tasks as the planner sees them, with their recorded parts."""
+    apps = {
+        r.name: Recorded(r.hash, r.port, r.state, state.parts("app", r.name, r.hash))
+        for r in state.apps()
+    }
+    tasks = {
+        name: Recorded(h, parts=state.parts("task", name, h)) for name, h in state.tasks().items()
+    }
     return apps, tasks
 
 
 def prepare(
-    spec_path: Path, environ: Mapping[str, str], state: State, label: str | None = None
+    spec_path: Path,
+    environ: Mapping[str, str],
+    state: State,
+    label: str | None = None,
+    *,
+    target: str = "local",
+    stable_endpoints: bool = True,
 ) -> Prepared:
     """Validate, compile and plan `spec_path` against `state`; read its secrets.
 
     Diagnostics name the spec as `label` (the path the user typed), if given.
     """
-    checked = check_spec(spec_path, environ, label=label)
+    checked = check_spec(spec_path, environ, label=label, target=target)
     build = compile_spec(checked.spec)
     secrets = resolve_secrets(checked.spec, environ)
     apps, tasks = recorded(state)
-    plan = make_plan(build, secrets, apps, tasks)
-    return Prepared(build, secrets, plan, tuple(str(w) for w in checked.warnings))
+    plan = make_plan(build, secrets, apps, tasks, stable_endpoints=stable_endpoints)
+    units = build_units(build, secrets, plan)
+    return Prepared(build, secrets, plan, units, tuple(str(w) for w in checked.warnings))
 
 
 class Applier:
-    """Applies specs for one project; one apply at a time."""
+    """Applies specs for one project on one backend; one apply at a time."""
 
     def __init__(
         self,
         layout: Layout,
         state: State,
-        supervisor: Supervisor,
+        backend: Backend,
         runner: Runner,
         api: ControlPlaneAddress,
+        *,
+        target: str = "local",
     ) -> None:
         self.layout = layout
         self.state = state
-        self.supervisor = supervisor
+        self.backend = backend
         self.runner = runner
         self.api = api
+        self.target = target
         self.lock = asyncio.Lock()
+
+    def prepare(
+        self, spec_path: Path, environ: Mapping[str, str], label: str | None = None
+    ) -> Prepared:
+        """`prepare()` for this applier's target and backend."""
+        stable = self.backend.stable_endpoints
+        return prepare(
+            spec_path, environ, self.state, label, target=self.target, stable_endpoints=stable
+        )
 
     async def apply(
         self,
@@ -95,16 +129,16 @@ class Applier:
         """Converge to `spec_path`; emit progress; return whether every app is healthy."""
         async with self.lock:
             try:
-                prepared = prepare(spec_path, environ, self.state, label)
+                prepared = await asyncio.to_thread(self.prepare, spec_path, environ, label)
             except SpecError as exc:
-                await emit({"event": "error", "errors": [str(d) for d in exc.diagnostics]})
+                await emit(ErrorEvent(tuple(str(d) for d in exc.diagnostics)))
                 return False
             except EngineError as exc:
-                await emit({"event": "error", "errors": [str(exc)]})
+                await emit(ErrorEvent((str(exc),)))
                 return False
             plan = prepared.plan
             if prepared.warnings:
-                await emit({"event": "warnings", "warnings": list(prepared.warnings)})
+                await emit(WarningsEvent(prepared.warnings))
             # A saved plan is carried out only if it is still exactly what would be done:
             # the steps' hashes cover the spec, the handlers' sources and the secrets.
             if expect is not None and json.loads(json.dumps(plan.to_dict())) != expect:
@@ -113,121 +147,82 @@ class Applier:
                     "the running system changed since it was made; run `engine plan -o FILE` "
                     "again"
                 )
-                await emit({"event": "error", "errors": [message]})
+                await emit(ErrorEvent((message,)))
                 return False
-            await emit({"event": "plan", "plan": plan.to_dict(), "text": plan.render()})
+            await emit(PlanEvent(plan.to_dict(), plan.render()))
             apply_id = self.state.begin_apply(plan.spec_sha256)
             ok = await self._execute(prepared, environ, emit, health_timeout)
             (self.layout.dir / PROJECT_FILE).write_text(
-                json.dumps({"spec_path": str(spec_path), "project": plan.project})
+                json.dumps(
+                    {"spec_path": str(spec_path), "project": plan.project, "target": self.target}
+                )
             )
             summary = json.dumps(plan.counts())
             self.state.finish_apply(apply_id, "ok" if ok else "failed", summary)
-            await emit({"event": "done", "ok": ok, "apps": self.supervisor.status()})
+            apps = tuple(sorted((await self.backend.observe()).values(), key=lambda d: d.name))
+            await emit(DoneEvent(ok, apps, self.api.url))
             return ok
 
     async def _execute(
         self, prepared: Prepared, environ: Mapping[str, str], emit: Emit, health_timeout: float
     ) -> bool:
         plan = prepared.plan
+        deployed = await self.backend.observe()
+        endpoints = {name: d.url for name, d in deployed.items() if d.url and d.ok}
         failed: set[str] = set()
         app_steps = [s for s in plan.steps if s.kind == "app" and s.action != "delete"]
         for level in sorted({s.level for s in app_steps}):
             batch = [s for s in app_steps if s.level == level and s.action != "unchanged"]
-            results = await asyncio.gather(
-                *(self._app_step(s, prepared, environ, emit, failed, health_timeout) for s in batch)
-            )
-            failed.update(s.name for s, ok in zip(batch, results, strict=True) if not ok)
-        for step in plan.steps:
-            if step.action == "delete":
-                await self._delete(step, emit)
-        await self.configure_tasks(prepared, environ, emit)
+            ready = []
+            for step in batch:
+                blocked = [d for d in step.depends_on if d in failed]
+                if blocked:
+                    failed.add(step.name)
+                    await emit(
+                        _step_event(step, "skipped", error=f"dependency {blocked[0]} failed")
+                    )
+                else:
+                    ready.append(step)
+                    await emit(_step_event(step, "starting"))
+            if not ready:
+                continue
+            units = [prepared.units.apps[s.name] for s in ready]
+            results = await self.backend.deploy(units, endpoints, health_timeout)
+            for step in ready:
+                failed |= await self._report(step, results[step.name], endpoints, emit)
+        deletes = [s for s in plan.steps if s.action == "delete"]
+        for step in deletes:
+            await emit(_step_event(step, "stopping"))
+        removed = [s.name for s in deletes if s.kind == "app"]
+        if removed:
+            await self.backend.remove(removed)
+        for step in deletes:
+            if step.kind == "task":
+                self.state.delete_task(step.name)
+            await emit(_step_event(step, "deleted"))
+        await self.configure_tasks(prepared, environ, endpoints, emit)
         return not failed
 
-    async def _app_step(
-        self,
-        step: Step,
-        prepared: Prepared,
-        environ: Mapping[str, str],
-        emit: Emit,
-        failed: set[str],
-        health_timeout: float,
-    ) -> bool:
-        blocked = [d for d in step.depends_on if d in failed]
-        if blocked:
-            await emit(_step_event(step, "skipped", error=f"dependency {blocked[0]} failed"))
-            return False
-        spec = self.process_spec(prepared, step.name, environ, health_timeout)
-        ours = self.url(step.name) == f"http://127.0.0.1:{spec.port}"
-        if spec.port is not None and not ours and port_taken(spec.port):
-            message = (
-                f"port {spec.port} of app {step.name!r} is in use by another program; "
-                "stop that program or give the app another `port:`"
-            )
-            await emit(_step_event(step, "failed", error=message))
-            return False
-        await emit(_step_event(step, "starting"))
-        try:
-            await self.supervisor.replace(spec)  # starts an app it does not run yet
-        except ApplyError as exc:
-            await emit(_step_event(step, "failed", error=str(exc)))
-            return False
-        self._prune_builds(step.name, spec)
-        await emit(_step_event(step, "running", url=self.url(step.name)))
-        return True
-
-    def process_spec(
-        self, prepared: Prepared, name: str, environ: Mapping[str, str], health_timeout: float
-    ) -> ProcessSpec:
-        """How to run app `name` now, with its dependencies' current endpoints."""
-        build = prepared.build
-        app = build.spec.apps[name]
-        desired = prepared.plan.desired_hash("app", name)
-        folder = self.layout.app_build(name, desired)
-        source = build.apps[name].source
-        if source is not None:
-            write_module(source, folder)
-        return app_process(
-            build.spec,
-            app,
-            desired_hash=desired,
-            build_dir=folder,
-            layout=self.layout,
-            environ=environ,
-            secrets=prepared.secrets,
-            endpoints=self.endpoints(app.depends_on),
-            api=self.api,
-            health_timeout=health_timeout,
-        )
-
-    def url(self, name: str) -> str | None:
-        """The app's current URL, if it runs."""
-        return next((a["url"] for a in self.supervisor.status() if a["name"] == name), None)
-
-    def endpoints(self, names: tuple[str, ...]) -> dict[str, str]:
-        """The current URL of each named app that runs."""
-        urls = {name: self.url(name) for name in names}
-        return {name: url for name, url in urls.items() if url}
-
-    def _prune_builds(self, name: str, current: ProcessSpec) -> None:
-        """Remove the build folders of an app's versions that no longer run."""
-        keep = self.layout.app_build(name, current.hash)
-        folder = self.layout.build / name
-        for old in folder.iterdir() if folder.is_dir() else ():
-            if old != keep:
-                shutil.rmtree(old, ignore_errors=True)
-
-    async def _delete(self, step: Step, emit: Emit) -> None:
-        await emit(_step_event(step, "stopping"))
-        if step.kind == "app":
-            await self.supervisor.remove(step.name)
-            shutil.rmtree(self.layout.build / step.name, ignore_errors=True)
-        else:
-            self.state.delete_task(step.name)
-        await emit(_step_event(step, "deleted"))
+    async def _report(
+        self, step: Step, result: Deployed, endpoints: dict[str, str], emit: Emit
+    ) -> set[str]:
+        """Emit how one app's step ended; return {its name} if it failed."""
+        if not result.ok:
+            await emit(_step_event(step, "failed", error=result.detail))
+            return {step.name}
+        if result.url:
+            endpoints[step.name] = result.url
+        assert step.hash is not None
+        self.state.put_parts("app", step.name, step.hash, step.parts)
+        await emit(_step_event(step, "running", url=result.url))
+        return set()
 
     async def configure_tasks(
-        self, prepared: Prepared, environ: Mapping[str, str], emit: Emit | None = None
+        self,
+        prepared: Prepared,
+        environ: Mapping[str, str],
+        endpoints: Mapping[str, str],
+        emit: Emit | None = None,
     ) -> None:
         """Give the runner every task of the spec, with its environment; record them."""
         spec = prepared.build.spec
@@ -238,7 +233,7 @@ class Applier:
                 layout=self.layout,
                 environ=environ,
                 secrets=prepared.secrets,
-                endpoints=self.endpoints(task.depends_on),
+                endpoints={d: endpoints[d] for d in task.depends_on if d in endpoints},
                 api=self.api,
             )
             for task in spec.tasks.values()
@@ -247,30 +242,15 @@ class Applier:
         for step in prepared.plan.steps:
             if step.kind == "task" and step.hash is not None:
                 self.state.put_task(step.name, step.hash)
+                self.state.put_parts("task", step.name, step.hash, step.parts)
                 if step.action != "unchanged" and emit is not None:
                     await emit(_step_event(step, "ready"))
 
 
-def port_taken(port: int) -> bool:
-    """Whether something already listens on 127.0.0.1:`port`."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-def _step_event(step: Step, status: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "event": "step",
-        "kind": step.kind,
-        "name": step.name,
-        "action": step.action,
-        "status": status,
-        **extra,
-    }
+def _step_event(
+    step: Step, status: str, *, url: str | None = None, error: str | None = None
+) -> StepEvent:
+    return StepEvent(step.kind, step.name, step.action, status, url, error)
 
 
 def stopped_app_spec(name: str, reason: str, record_hash: str, root: Path) -> ProcessSpec:

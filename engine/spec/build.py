@@ -7,6 +7,10 @@ from typing import Any
 
 from engine.spec.loader import Document, JsonPath
 from engine.spec.model import (
+    CONCURRENCY,
+    DEDUPE_WINDOW,
+    HEALTH_PATH,
+    MAX_BODY,
     Action,
     App,
     Auth,
@@ -138,8 +142,8 @@ def _webhook(hook: dict[str, Any]) -> Webhook:
         secrets=tuple(secrets),
         events={e: _action(a) for e, a in hook.get("events", {}).items()},
         action=_action(hook["action"]) if "action" in hook else None,
-        max_body=parse_size(hook.get("max_body", "25MB")),
-        dedupe=parse_duration(hook.get("dedupe", "72h")),
+        max_body=parse_size(hook["max_body"]) if "max_body" in hook else MAX_BODY,
+        dedupe=parse_duration(hook["dedupe"]) if "dedupe" in hook else DEDUPE_WINDOW,
         auth=auth,
         open=open_,
     )
@@ -173,7 +177,7 @@ def _app(doc: Document, name: str, app: dict[str, Any]) -> App:
         env=_env(doc, ("apps", name, "env"), app.get("env", {})),
         grants=_grants(app.get("secrets", [])),
         auth=auth,
-        health=app.get("health", "/health"),
+        health=app.get("health", HEALTH_PATH),
         routes=tuple(_route(r) for r in app.get("routes", [])),
         webhooks=tuple(_webhook(w) for w in app.get("webhooks", [])),
         websockets=tuple(_websocket(s) for s in app.get("websockets", [])),
@@ -197,5 +201,5 @@ def _task(doc: Document, name: str, task: dict[str, Any]) -> Task:
         retries=task.get("retries", 0),
         timeout=parse_duration(timeout) if timeout is not None else None,
         include=tuple(task.get("include", [])),
-        concurrency=task.get("concurrency", 2),
+        concurrency=task.get("concurrency", CONCURRENCY),
     )

@@ -16,6 +16,7 @@ from typing import Any
 from engine.errors import Diagnostic
 from engine.runtime.expressions import check_syntax
 from engine.spec.loader import Document, JsonPath
+from engine.spec.model import HEALTH_PATH
 from engine.spec.units import parse_duration, parse_size
 
 _PARAM = re.compile(r"\{([^}]*)\}")
@@ -126,7 +127,7 @@ class _Checker:
                         "for it; remove `command` or move these to another app",
                     )
         seen: dict[tuple[str, str], JsonPath] = {}
-        health = app.get("health", "/health")
+        health = app.get("health", HEALTH_PATH)
         if "command" not in app:
             seen[("GET", _shape(health))] = (*path, "health")
         for i, route in enumerate(app.get("routes", [])):

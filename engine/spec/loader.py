@@ -103,6 +103,7 @@ class _Builder:
         try:
             if isinstance(node, yaml.SequenceNode):
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            assert isinstance(node, yaml.MappingNode)  # the only other kind of node
             return self._mapping(node, path)
         finally:
             self._active.discard(id(node))
@@ -114,7 +115,8 @@ class _Builder:
         try:
             value = self._constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            self._error(node, path, f"cannot read this value: {exc.problem or exc}")
+            problem = getattr(exc, "problem", None) or exc
+            self._error(node, path, f"cannot read this value: {problem}")
             return None
         # A spec holds JSON values: a date or !!binary keeps the text it was written as.
         return value if isinstance(value, _JSON_SCALARS) else node.value

@@ -10,6 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+HEALTH_PATH = "/health"
+"""The readiness route every app answers unless its spec says `health:`."""
+MAX_BODY = 25_000_000
+"""A webhook's default `max_body` in bytes (25 MB, GitHub's own limit)."""
+DEDUPE_WINDOW = 72 * 3600.0
+"""A webhook's default `dedupe` window in seconds (72 h)."""
+CONCURRENCY = 2
+"""How many runs of one task execute at once by default."""
+
 
 def env_name(name: str) -> str:
     """The environment variable for a secret or app name: `github-secret` -> `GITHUB_SECRET`."""
@@ -117,8 +126,8 @@ class Webhook:
     secrets: tuple[str, ...] = ()
     events: dict[str, Action] = field(default_factory=dict)
     action: Action | None = None
-    max_body: int = 25_000_000
-    dedupe: float = 72 * 3600.0
+    max_body: int = MAX_BODY
+    dedupe: float = DEDUPE_WINDOW
     auth: Auth | None = None
     open: bool = False
 
@@ -158,7 +167,7 @@ class App:
     env: dict[str, str] = field(default_factory=dict)
     grants: tuple[Grant, ...] = ()
     auth: Auth | None = None
-    health: str = "/health"
+    health: str = HEALTH_PATH
     routes: tuple[Route, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     websockets: tuple[WebSocket, ...] = ()
@@ -176,7 +185,8 @@ class App:
         return self.grants + tuple(extra)
 
     def _auths(self) -> list[Auth | None]:
-        endpoints = [*self.routes, *self.webhooks, *self.websockets]
+        endpoints: list[Route | Webhook | WebSocket] = [*self.routes, *self.webhooks]
+        endpoints += self.websockets
         return [self.auth, *(e.auth for e in endpoints)]
 
     @property
@@ -199,7 +209,7 @@ class Task:
     retries: int = 0
     timeout: float | None = None
     include: tuple[str, ...] = ()
-    concurrency: int = 2
+    concurrency: int = CONCURRENCY
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ def _message(doc: Document, error: ValidationError, path: JsonPath) -> str:
         return f"missing required key {missing[0]!r}" if missing else error.message
     if keyword == "type":
         kinds = rule if isinstance(rule, list) else [rule]
-        expected = " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+        expected = " or ".join(_TYPE_NAMES.get(k, str(k)) for k in kinds)
         return f"expected {expected}, got {_show(value)}{_type_hint(doc, path, value, kinds)}"
     if keyword == "enum":
         message = f"{_show(value)} is not one of: {', '.join(map(str, rule))}"

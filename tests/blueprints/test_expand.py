@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import SpecError
-from engine.spec import check_spec
+from engine.load import check_spec
 from engine.spec.loader import load_file
 
 ECHO_MANIFEST = """

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from engine.compiler import compile_spec, write_build
+from engine.load import load_spec
 from engine.resources import blueprints_dir
-from engine.spec import load_spec
 
 BUILTINS = [
     "app-calls-app",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.compiler import Build, compile_spec
-from engine.spec import load_spec
+from engine.load import load_spec
 
 SpecFactory = Callable[..., Build]
 

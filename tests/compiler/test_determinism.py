@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.compiler import compile_spec, write_build
-from engine.spec import load_spec
+from engine.load import load_spec
 from tests.compiler.compile_helpers import GOLDEN_PROJECT, base_env, run_python
 
 SPEC = GOLDEN_PROJECT / "spec.yaml"
@@ -29,7 +29,7 @@ def test_fresh_processes_with_different_hash_seeds_agree(tmp_path: Path) -> None
         import json
         from pathlib import Path
         from engine.compiler import compile_spec
-        from engine.spec import load_spec
+        from engine.load import load_spec
         build = compile_spec(load_spec(Path({str(SPEC)!r}), environ={{}}))
         print(json.dumps({{
             name: [a.source, a.content_hash, list(a.files)]

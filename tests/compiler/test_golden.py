@@ -20,7 +20,7 @@ import os
 import pytest
 
 from engine.compiler import compile_spec
-from engine.spec import load_spec
+from engine.load import load_spec
 from tests.compiler.compile_helpers import GOLDEN, GOLDEN_PROJECT
 
 BUILD = compile_spec(load_spec(GOLDEN_PROJECT / "spec.yaml", environ={}))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.compiler import TEMPLATE, CompileError, compile_spec, write_build
+from engine.load import load_spec
 from engine.resources import blueprints_dir
-from engine.spec import load_spec
 from tests.compiler.compile_helpers import GOLDEN_ENV, GOLDEN_PROJECT, base_env, run_python
 
 GOLDEN_APPS = ["api", "backend", "hooks", "sockets", "web"]

@@ -22,7 +22,7 @@ import yaml
 
 from engine.compiler import compile_spec, write_build
 from engine.errors import SpecError
-from engine.spec import load_spec
+from engine.load import load_spec
 from tests.compiler.compile_helpers import base_env, run_python
 
 PAYLOADS = {

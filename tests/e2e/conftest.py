@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.server import procs
+from engine.backends.local import procs
 
 CLI_TIMEOUT = 120.0
 # Variables of the runner's own environment that must not leak into what the engine sees.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from engine.server import procs
+from engine.backends.local import procs
 
 if TYPE_CHECKING:  # conftest cannot be imported at run time: tests/ has several
     from tests.e2e.conftest import EngineProject, ProjectFactory
@@ -206,25 +206,27 @@ def test_saved_plan_applies_and_restarts_only_the_changed_app(shop: EngineProjec
     assert result.returncode == 0, str(result)
     after = apps(shop.api_status())
     assert after["other"]["pid"] != before["other"]["pid"]
-    assert after["other"]["url"] != before["other"]["url"]  # replaced side by side
+    assert after["other"]["url"] == before["other"]["url"]  # the same socket, a new process
     assert get(f"{after['other']['url']}/ping")["pid"] == after["other"]["pid"]
     for name in ("backend", "frontend"):
         assert after[name]["pid"] == before[name]["pid"], name
     assert not procs.is_ours(before["other"]["pid"], shop.seen_pids[before["other"]["pid"]])
 
 
-def test_changing_a_handler_restarts_its_app_and_dependents_only(shop: EngineProject) -> None:
+def test_changing_a_handler_restarts_only_its_app(shop: EngineProject) -> None:
     before = apps(shop.api_status())
     shop.ok("plan", "-o", "stale.json")  # made stale by this apply; see the next test
     shop.append("backend.py", "\n# version 2\n")
     result = apply(shop, "spec.yaml")
     assert result.returncode == 0, str(result)
-    assert re.search(r"app frontend\s+replace\s+\(backend gets a new endpoint\)", result.stdout)
+    assert re.search(r"app backend\s+replace\s+\(backend.py changed\)", result.stdout)
+    assert "app frontend" not in result.stdout.split("Plan:")[0]
     after = apps(shop.api_status())
     assert after["backend"]["pid"] != before["backend"]["pid"]
-    assert after["frontend"]["pid"] != before["frontend"]["pid"]
+    assert after["backend"]["url"] == before["backend"]["url"]
+    assert after["frontend"]["pid"] == before["frontend"]["pid"]
     assert after["other"]["pid"] == before["other"]["pid"]
-    # The new frontend was given the new backend's endpoint.
+    # The frontend reaches the new backend at the address it was given.
     assert get(f"{after['frontend']['url']}/whoami")["backend"] == after["backend"]["url"]
     assert get(f"{after['frontend']['url']}/call")["pid"] == after["backend"]["pid"]
 
@@ -263,7 +265,7 @@ def test_a_broken_update_keeps_the_old_version_serving(shop: EngineProject) -> N
     assert result.returncode != 0, str(result)
     assert "app 'backend' exited before it was healthy" in result.stderr
     assert "RuntimeError: boom-e2e at import" in result.stderr  # the end of its log
-    assert "app frontend: skipped" in result.stdout
+    assert "app frontend" not in result.stdout.split("Plan:")[0]  # its address stays
     assert "Apply failed" in result.stdout
     assert "Traceback (most recent call last)" not in result.stdout
     # The old versions still serve, at their old URLs.
@@ -311,7 +313,7 @@ def test_logs_tail_and_unknown_app(shop: EngineProject) -> None:
 
     unknown = shop.run("logs", "no-such-app")
     assert unknown.returncode == 1, str(unknown)
-    assert "no log for app 'no-such-app'" in unknown.stderr
+    assert "no app 'no-such-app'" in unknown.stderr
     assert "backend" in unknown.stderr  # names the apps that do have logs
     assert "Traceback" not in unknown.output
 

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.server import procs
+from engine.backends.local import procs
 
 SLEEPER = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
 

@@ -58,7 +58,12 @@ def test_state_creates_a_wal_database_in_the_folder(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / ".engine" / "state.db")
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     tables = db.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-    assert [t for (t,) in tables if t != "sqlite_sequence"] == ["applies", "apps", "tasks"]
+    assert [t for (t,) in tables if t != "sqlite_sequence"] == [
+        "applies",
+        "apps",
+        "tasks",
+        "versions",
+    ]
     db.close()
 
 

@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.errors import ApplyError
-from engine.server import procs
-from engine.server.procs import ProcessHandle
-from engine.server.supervisor import (
+from engine.backends.local import procs
+from engine.backends.local.procs import ProcessHandle
+from engine.backends.local.supervisor import (
     PORT,
     TRANSITIONS,
     AppState,
@@ -27,6 +26,7 @@ from engine.server.supervisor import (
     ProcessSpec,
     Supervisor,
 )
+from engine.errors import ApplyError
 from engine.state import AppRecord, State
 
 APPS = Path(__file__).parent / "apps"

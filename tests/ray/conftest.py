@@ -18,8 +18,8 @@ from engine.backends.base import ProjectContext
 from engine.backends.ray.jobs import RayJobExecutor
 from engine.backends.ray.serve import RayBackend
 from engine.compiler import compile_spec
+from engine.load import load_spec
 from engine.plan import levels, make_plan
-from engine.spec import load_spec
 from engine.spec.model import Spec, Target
 from engine.units import Units, build_units
 from tests.ray.head import Head, start_head, stop_head
@@ -70,7 +70,8 @@ def load(path: Path, secrets: Mapping[str, str] | None = None) -> Loaded:
     spec = load_spec(path, {})
     values = dict(secrets) if secrets is not None else secret_values(spec)
     build = compile_spec(spec)
-    units = build_units(build, values, make_plan(build, values, {}, {}))
+    plan = make_plan(build, values, {}, {}, stable_endpoints=True)
+    units = build_units(build, values, plan)
     context = ProjectContext(spec.project, spec.root, API_URL, API_TOKEN)
     return Loaded(spec, units, context, values)
 

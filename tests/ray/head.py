@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from engine.server.procs import pick_free_port
+from engine.backends.local.procs import pick_free_port
 
 WORKER_RANGE = range(10002, 20000)
 

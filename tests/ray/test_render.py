@@ -11,7 +11,7 @@ import pytest
 
 from engine.backends import ray as ray_backend
 from engine.errors import SpecError
-from engine.spec import check_spec
+from engine.load import check_spec
 from tests.ray.conftest import API_TOKEN, EXAMPLES, REPO, load, ray_target
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import Diagnostic, SpecError
-from engine.spec import check_spec
+from engine.load import check_spec
 
 CORPUS = Path(__file__).parent / "corpus"
 NAME_RULE = "use 2 to 63 lower-case letters, digits and '-'"

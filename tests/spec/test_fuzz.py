@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import SpecError
-from engine.spec import check_spec
+from engine.load import check_spec
 
 BASES: list[dict[str, Any]] = [
     {

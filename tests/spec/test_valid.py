@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from engine.cli import main
 from engine.errors import SpecError
+from engine.load import Checked, check_spec, load_spec
 from engine.resources import schema_path
-from engine.spec import Checked, check_spec, load_spec
 from engine.spec.model import (
     Auth,
     Grant,

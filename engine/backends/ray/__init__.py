@@ -23,6 +23,7 @@ from engine.backends.ray.config import (
     submission_id,
 )
 from engine.errors import Diagnostic, UsageError
+from engine.layout import Layout
 from engine.spec.model import Spec, Target
 
 if TYPE_CHECKING:  # replicas import this package (for secretfile): keep it light
@@ -62,10 +63,10 @@ def create(
 def render(target: Target, units: Units, context: ProjectContext) -> dict[str, bytes]:
     """The Serve config, each app's entry module and each task's job submission.
 
-    The state folder is taken as `.engine/<target>` under the project (where the control
-    plane keeps a target's state), so the secrets files' paths match what apply sends.
+    The state folder is the target's under the project (`Layout.dir`, where the control
+    plane keeps it), so the secrets files' paths match what apply sends.
     """
-    state_dir = context.root / ".engine" / target.name
+    state_dir = Layout(context.root, target.name).dir
     cluster = Cluster.of(target, context.project, secrets_dir(state_dir))
     endpoints = cluster.endpoints(sorted(units.apps))
     files: dict[str, bytes] = {}

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.server.supervisor import ProcessSpec, Supervisor
+from engine.backends.local.supervisor import ProcessSpec, Supervisor
 from engine.state import State
 
 

@@ -64,8 +64,10 @@ def spawn(
     log_path: Path,
     *,
     max_log_bytes: int = LOG_MAX_BYTES,
+    pass_fds: Sequence[int] = (),
 ) -> ProcessHandle:
-    """Start `argv` in a new session with stdout and stderr appended to `log_path`."""
+    """Start `argv` in a new session with stdout and stderr appended to `log_path`; the fds
+    in `pass_fds` stay open in it under the same numbers."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     rotate_log(log_path, max_log_bytes)
     with open(log_path, "ab") as log:
@@ -79,6 +81,7 @@ def spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            pass_fds=tuple(pass_fds),
         )
     # The child cannot be reaped before we poll it, so its /proc entry is still there.
     start_time = process_start_time(popen.pid)
@@ -169,6 +172,43 @@ def _wait_gone(pid: int, start_time: int, timeout: float) -> bool:
             return False
         time.sleep(_POLL)
     return True
+
+
+def listen(port: int | None = None, backlog: int = 2048) -> socket.socket:
+    """A TCP socket listening on 127.0.0.1:`port` (a free one if None), held for an app.
+
+    SO_REUSEPORT lets a restarted control plane bind the port again while an adopted app
+    still holds the old socket (the kernel allows it for the same user only). IPPROTO_TCP,
+    so that asyncio in the app sets TCP_NODELAY on its connections.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port or 0))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def spawn_detached(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start a long-lived process (the control plane) in its own session."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process
 
 
 def pick_free_port() -> int:

@@ -22,19 +22,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import socket
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.backends.local import procs
+from engine.backends.local.procs import ProcessHandle
 from engine.errors import ApplyError
-from engine.server import procs
-from engine.server.procs import ProcessHandle
 from engine.state import AppRecord, State
 
 PORT = "{port}"
 """Written in `ProcessSpec.argv`, replaced by the app's port (e.g. `["--port", PORT]`)."""
+
+FD = "{fd}"
+"""With `ProcessSpec.listen`: replaced by the fd of the app's listening socket, which the
+supervisor holds and hands to every version, so the app's address never changes."""
+
+HEALTH_PORT = "{health_port}"
+"""With `ProcessSpec.listen`: replaced by a private port of this version alone, where the
+supervisor checks its health before any request of the shared socket depends on it."""
 
 _WATCH_INTERVAL = 0.1
 _PROBE_INTERVAL = 0.1
@@ -81,6 +90,8 @@ class ProcessSpec:
 
     `env` may hold secret values: it is given to the process and never recorded.
     `config_json` is the app's non-secret config, recorded in the state as `spec_json`.
+    With `listen`, the supervisor binds the app's socket itself and passes it to each
+    version (see FD and HEALTH_PORT); without, the process binds PORT itself.
     """
 
     name: str
@@ -93,6 +104,7 @@ class ProcessSpec:
     health_timeout: float = 30.0
     log_path: Path | None = None
     config_json: str = "{}"
+    listen: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,10 +125,19 @@ class Effects:
     """The supervisor's side effects: processes, HTTP and the clock. Swap it in tests."""
 
     def spawn(
-        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: Path
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        log: Path,
+        pass_fds: Sequence[int] = (),
     ) -> ProcessHandle:
-        """Start a process in its own group."""
-        return procs.spawn(argv, env, cwd, log)
+        """Start a process in its own group, giving it the fds in `pass_fds`."""
+        return procs.spawn(argv, env, cwd, log, pass_fds=pass_fds)
+
+    def listen(self, port: int | None) -> socket.socket:
+        """A listening socket on 127.0.0.1:`port` (any free port if None)."""
+        return procs.listen(port)
 
     async def stop(self, handle: ProcessHandle, grace: float) -> None:
         """Stop a process group without blocking the event loop."""
@@ -182,6 +203,8 @@ class _App:
     started_at: float = 0.0
     watcher: asyncio.Task[None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    listener: socket.socket | None = None
+    health_port: int | None = None
 
 
 class Supervisor:
@@ -223,16 +246,18 @@ class Supervisor:
     async def replace(self, spec: ProcessSpec) -> None:
         """Run `spec` instead of the app's current version.
 
-        With a dynamic port the new version starts on a new port and the old one is stopped
-        only once the new one is healthy; if the new one fails, the old one keeps serving
-        and the state is unchanged. With a fixed port the old version must be stopped
-        first; if the new one then fails, the old one is started again.
+        A listening app's new version starts on the same socket (its URL does not change)
+        and is checked on a private port; an app that binds its own port gets a new one when
+        it has no fixed `port`. Either way the old version is stopped only once the new one
+        is healthy; if the new one fails, the old one keeps serving and the state is
+        unchanged. An app that binds its own fixed port must be stopped first; if the new
+        version then fails, the old one is started again.
         """
         app = self._apps.setdefault(spec.name, _App(spec, _S.STOPPED))
         async with app.lock:
             if app.state in (_S.STOPPED, _S.FAILED):
                 await self._start_locked(app, spec)
-            elif spec.port is None:
+            elif spec.port is None or spec.listen:
                 await self._replace_alongside(app, spec)
             else:
                 await self._replace_in_place(app, spec)
@@ -257,6 +282,7 @@ class Supervisor:
         """Stop watching (the apps keep running, to be adopted later) and release resources."""
         for app in self._apps.values():
             await self._cancel_watcher(app)
+            self._release(app)  # the running versions hold their own copies
         await self.effects.aclose()
 
     async def adopt(self, record: AppRecord, spec: ProcessSpec) -> None:
@@ -271,6 +297,7 @@ class Supervisor:
             raise ValueError(f"app {record.name!r} is already supervised")
         recorded = _S(record.state)
         alive = procs.is_ours(record.pid, record.start_time)
+        state: AppState
         if recorded in (_S.STOPPED, _S.FAILED):
             state = recorded
         elif recorded is _S.STOPPING and not alive:
@@ -292,6 +319,10 @@ class Supervisor:
     def status(self) -> list[dict[str, object]]:
         """Each app as `engine status --json` shows it: name, state, url, port, pid, restarts."""
         return [self._status(app) for _, app in sorted(self._apps.items())]
+
+    def hash(self, name: str) -> str:
+        """The hash of the version the app runs (or last ran)."""
+        return self._apps[name].spec.hash
 
     def app_state(self, name: str) -> AppState:
         """The app's current state."""
@@ -342,13 +373,42 @@ class Supervisor:
     def _log_path(self, spec: ProcessSpec) -> Path:
         return spec.log_path or self.logs_dir / f"{spec.name}.log"
 
-    def _spawn(self, spec: ProcessSpec, port: int) -> ProcessHandle:
-        argv = [arg.replace(PORT, str(port)) for arg in spec.argv]
-        return self.effects.spawn(argv, spec.env, spec.cwd, self._log_path(spec))
+    def _spawn(
+        self, spec: ProcessSpec, port: int, listener: socket.socket | None = None
+    ) -> tuple[ProcessHandle, int]:
+        """Start one version; return its handle and the port its health is checked on."""
+        log = self._log_path(spec)
+        if listener is None:
+            argv = [arg.replace(PORT, str(port)) for arg in spec.argv]
+            return self.effects.spawn(argv, spec.env, spec.cwd, log), port
+        health = self.effects.free_port()
+        fd = listener.fileno()
+        argv = [arg.replace(FD, str(fd)).replace(HEALTH_PORT, str(health)) for arg in spec.argv]
+        return self.effects.spawn(argv, spec.env, spec.cwd, log, pass_fds=(fd,)), health
+
+    def _hold(self, app: _App, port: int | None) -> socket.socket:
+        """The app's listening socket, bound now if the supervisor does not hold it yet.
+
+        A control plane started after another one died holds no socket for the apps it
+        adopted: it binds a second one on the same port (SO_REUSEPORT, same user only) and
+        the old version's closes when that version exits.
+        """
+        if app.listener is None or (port is not None and port != app.port):
+            app.listener = self.effects.listen(port)
+        app.port = app.listener.getsockname()[1]
+        return app.listener
+
+    def _release(self, app: _App) -> None:
+        if app.listener is not None:
+            app.listener.close()
+            app.listener = None
 
     async def _start_locked(self, app: _App, spec: ProcessSpec) -> None:
         app.spec, app.restarts, app.failures = spec, 0, 0
-        app.port = spec.port or self.effects.free_port()
+        if spec.listen:
+            self._hold(app, spec.port or app.port)
+        else:
+            app.port = spec.port or self.effects.free_port()
         self._change_state(app, _S.STARTING)
         try:
             await self._launch(app)
@@ -366,16 +426,18 @@ class Supervisor:
         if app.handle is not None:
             await self.effects.stop(app.handle, self.stop_grace)
             app.handle = None
+        self._release(app)
         self._change_state(app, _S.STOPPED)
 
     async def _launch(self, app: _App) -> None:
         """Spawn the app's process (recorded at once), then wait until it is healthy."""
         assert app.port is not None
-        app.handle = self._spawn(app.spec, app.port)
+        listener = self._hold(app, app.port) if app.spec.listen else None
+        app.handle, probe = self._spawn(app.spec, app.port, listener)
         app.started_at = self.effects.now()
         self._record(app)
         try:
-            await self._wait_healthy(app.spec, app.handle, app.port)
+            await self._wait_healthy(app.spec, app.handle, probe)
         except BaseException:
             await self.effects.stop(app.handle, self.stop_grace)
             app.handle = None
@@ -393,15 +455,29 @@ class Supervisor:
             await self.effects.sleep(_PROBE_INTERVAL)
 
     async def _replace_alongside(self, app: _App, spec: ProcessSpec) -> None:
-        port = self.effects.free_port()
-        while port == app.port:
-            port = self.effects.free_port()
-        handle = self._spawn(spec, port)
+        """Start the new version beside the old one and stop the old one once the new one is
+        healthy. A listening app's new version shares the old one's socket (the same URL);
+        another app's gets a new port."""
+        old_listener, old_port = app.listener, app.port
+        if spec.listen:
+            listener: socket.socket | None = self._hold(app, spec.port or app.port)
+            port = app.port
+            assert port is not None
+        else:
+            listener, port = None, self.effects.free_port()
+            while port == app.port:
+                port = self.effects.free_port()
+        handle, probe = self._spawn(spec, port, listener)
         try:
-            await self._wait_healthy(spec, handle, port)
+            await self._wait_healthy(spec, handle, probe)
         except BaseException:
             await self.effects.stop(handle, self.stop_grace)
+            if listener is not old_listener:  # a socket bound for this version alone
+                self._release(app)
+                app.listener, app.port = old_listener, old_port
             raise
+        if old_listener is not None and listener is not old_listener:
+            old_listener.close()
         await self._cancel_watcher(app)
         old = app.handle
         app.spec, app.port, app.handle = spec, port, handle
