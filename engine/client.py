@@ -81,7 +81,8 @@ def ensure_control_plane(layout: Layout, spec: Path | None = None) -> ControlPla
     argv = [sys.executable, "-m", "engine.server", str(layout.dir)]
     if spec is not None:
         argv.append(str(spec.resolve()))
-    process = procs.spawn_detached(argv, control_plane_environment(layout), layout.root, log_path)
+    env = control_plane_environment(layout, spec)
+    process = procs.spawn_detached(argv, env, layout.root, log_path)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -248,13 +249,16 @@ def environment(spec_path: Path | None) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in wanted or k.startswith("ENGINE_")}
 
 
-def control_plane_environment(layout: Layout) -> dict[str, str]:
-    """The environment a new control plane starts with: `environment()` for the applied spec
-    (it reloads that spec after a restart), plus what Python needs to find engine."""
+def control_plane_environment(layout: Layout, spec: Path | None = None) -> dict[str, str]:
+    """The environment a new control plane starts with: `environment()` for `spec`, else for
+    the applied spec (it reloads that spec after a restart), plus what Python needs to find
+    engine. A cluster target's token secret is read at start, so the first apply needs it."""
     from engine.server.apply import PROJECT_FILE
 
+    spec_path = spec
     try:
-        spec_path = Path(json.loads((layout.dir / PROJECT_FILE).read_text())["spec_path"])
+        if spec_path is None:
+            spec_path = Path(json.loads((layout.dir / PROJECT_FILE).read_text())["spec_path"])
     except (OSError, ValueError, KeyError):
         spec_path = None
     env = environment(spec_path)

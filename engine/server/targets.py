@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,8 @@ def open_backend(
         )
     spec = check_spec(spec_path, environ, target=layout.target).spec
     target = spec.targets[layout.target]
+    # A cluster names the project's apps after it: the spec's name, from the first start.
+    context = dataclasses.replace(context, project=spec.project)
     module: Any = backend_module(target.backend)
     backend, executor = module.create(target, context, layout.dir, resolve_secrets(spec, environ))
     return backend, executor

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from engine.backends.base import Attempt, DeployedState, Outcome
 from engine.backends.ray.config import submission_id
@@ -160,6 +161,26 @@ def test_a_bearer_route_answers_401_then_200(head: Head, raytest: Path) -> None:
     good = {"Authorization": "Bearer s3cret-value-of-api-token"}
     answer = httpx.get(f"{base}/private", params={"who": "x"}, headers=good)
     assert (answer.status_code, answer.json()) == (200, {"private": True, "who": "x"})
+
+
+def test_websockets_static_files_and_logs_through_serve(head: Head, raytest: Path) -> None:
+    base = f"127.0.0.1:{head.serve_port}/api"
+    with connect(f"ws://{base}/echo", open_timeout=10) as socket:
+        socket.send("over serve")
+        assert socket.recv(timeout=10) == "Echo: over serve"
+    static = httpx.get(f"http://{base}/files/hello.txt")
+    assert (static.status_code, static.text) == (200, "hello from a static file\n")
+
+    async def read_logs() -> list[str]:
+        project = project_on(raytest, head)
+        try:
+            return [line async for line in project.backend.logs("api", tail=200)]
+        finally:
+            await project.close()
+
+    lines = run(read_logs())
+    assert all(line.endswith("\n") for line in lines)
+    assert any("GET /api/health 200" in line for line in lines), lines[-5:]  # access log
 
 
 def test_no_secret_reaches_the_dashboard_api(head: Head, raytest: Path) -> None:

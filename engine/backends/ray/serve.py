@@ -204,7 +204,8 @@ class RayBackend:
         return [str(r["actor_id"]) for r in deployment.get("replicas") or [] if r.get("actor_id")]
 
     async def logs(self, name: str, tail: int = 100, follow: bool = False) -> AsyncIterator[str]:
-        """Each replica's stderr and stdout (what the app logs and prints), then new lines."""
+        """Each replica's stderr and stdout (what the app logs and prints), then new lines;
+        each line ends with a newline, as the local backend's do."""
         replicas = await self._replicas(name)
         lines: list[str] = []
         for actor in replicas:
@@ -212,11 +213,11 @@ class RayBackend:
                 text = await self._dashboard.actor_log(actor, suffix, tail)
                 lines += [line for line in text.splitlines() if _shown(line)]
         for line in lines[-tail:] if tail > 0 else []:
-            yield line
+            yield line + "\n"
         if follow:
             async for line in _merge(self._dashboard, replicas):
                 if _shown(line):
-                    yield line
+                    yield line + "\n"
 
     async def close(self) -> None:
         """Close the HTTP clients; the apps keep running."""
