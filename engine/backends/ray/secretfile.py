@@ -46,28 +46,22 @@ def unit_files(secrets_dir: Path, unit: AppUnit | TaskUnit) -> UnitFiles:
     return UnitFiles(secrets_dir / f"{stem}.json", secrets_dir / stem)
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    tmp.replace(path)
-
-
 def write_secrets(
     secrets_dir: Path, unit: AppUnit | TaskUnit, extra: Mapping[str, str]
 ) -> UnitFiles:
     """Write the unit's granted secrets (and `extra`, e.g. the API token), each 0600."""
+    # Imported here: replicas import this module for load_secrets(), and need none of it.
+    from engine.backends.local.environment import write_secret
+
     files = unit_files(secrets_dir, unit)
     values = dict(extra)
     for grant in unit.grants:
         value = unit.secrets[grant.secret]
         if grant.as_file:
-            _write(files.file(grant), value.encode())
+            write_secret(files.folder, grant.variable, value)
         else:
             values[grant.variable] = value
-    _write(files.values, json.dumps(values, sort_keys=True).encode())
+    write_secret(secrets_dir, files.values.name, json.dumps(values, sort_keys=True))
     return files
 
 
