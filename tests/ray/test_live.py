@@ -401,6 +401,32 @@ def test_a_control_plane_killed_mid_run_is_reattached_with_no_second_job(
     assert run(project_jobs(head, "raytest")) == []
 
 
+def test_an_app_whose_route_prefix_is_taken_fails_and_changes_nothing(
+    head: Head, raytest: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "h.py").write_text("def f():\n    return {'other': True}\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nproject: other\napps:\n  api:\n"
+        "    routes:\n      - {method: GET, path: /version, handler: 'h:f'}\n"
+    )
+
+    async def deploy() -> tuple:
+        other = on_ray(load(spec), head, tmp_path / "state")
+        try:
+            results = await other.backend.deploy(list(other.loaded.units.apps.values()), {}, 30)
+            return results["api"], await other.backend.observe()
+        finally:
+            await other.close()
+
+    failed, seen = run(deploy())
+    assert failed.state == DeployedState.FAILED
+    assert "the Serve config was not accepted" in failed.detail and "/api" in failed.detail
+    assert seen == {}
+    version = httpx.get(f"http://127.0.0.1:{head.serve_port}/api/version").json()
+    assert "version" in version
+
+
 def test_destroy_leaves_no_app_or_job_and_other_projects_alone(
     head: Head, raytest: Path, tmp_path: Path
 ) -> None:

@@ -26,7 +26,7 @@ from engine.backends.ray.config import (
     package,
     serve_config,
 )
-from engine.backends.ray.dashboard import Dashboard
+from engine.backends.ray.dashboard import Dashboard, RayError
 from engine.backends.ray.node import reap_idle_workers
 from engine.backends.ray.secretfile import remove_secrets, write_secrets
 
@@ -93,7 +93,10 @@ class RayBackend:
         changed = [u for u in units if not _same(declared.get(self._sn(u)), desired[self._sn(u)])]
         started = time.time()
         if changed:
-            await self._dashboard.put_serve_config(self._config(desired))
+            try:
+                await self._dashboard.put_serve_config(self._config(desired))
+            except RayError as exc:  # refused whole (e.g. a route prefix taken): nothing changed
+                return {u.name: self._failed(u, f"the Serve config was not accepted: {exc}") for u in units}
         results = await self._wait(units, {u.name for u in changed}, started, timeout)
         failed = [u for u in units if not results[u.name].ok]
         if failed:
