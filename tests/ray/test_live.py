@@ -20,7 +20,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from engine.backends.base import Attempt, DeployedState, Outcome
+from engine.backends.base import Attempt, AttemptHandle, DeployedState, Outcome
 from engine.backends.ray.config import submission_id
 from engine.backends.ray.dashboard import Dashboard
 from tests.ray.conftest import (
@@ -362,43 +362,54 @@ spec = Path(sys.argv[4])
 async def main():
     project = on_ray(load(spec), head, spec.parent / ".engine" / "ray-dev")
     await project.executor.configure(list(project.loaded.units.tasks.values()), {})
-    attempt = Attempt("r-crash", "sleepy", 1, {"pid_file": sys.argv[5], "seconds": 3})
+    attempt = Attempt(sys.argv[6], "sleepy", 1, {"pid_file": sys.argv[5], "seconds": 3})
     await project.executor.run(attempt)
 
 asyncio.run(main())
 """
 
 
-def test_a_control_plane_killed_mid_run_is_reattached_with_no_second_job(
-    head: Head, raytest: Path, tmp_path: Path
+@pytest.mark.parametrize("how", ["reattach", "resubmit"])
+def test_a_control_plane_killed_mid_run_is_recovered_with_no_second_job(
+    head: Head, raytest: Path, tmp_path: Path, how: str
 ) -> None:
     pid_file = tmp_path / "crash.pid"
     argv = [sys.executable, "-c", CRASHING_CONTROL_PLANE, head.address, str(head.serve_port)]
-    argv += [head.token, str(raytest), str(pid_file)]
+    argv += [head.token, str(raytest), str(pid_file), f"r-crash-{how}"]
     crashing = subprocess.Popen(argv, cwd=Path(__file__).parents[2], start_new_session=True)
     try:
         job_pid = run(wait_for(pid_file))
     finally:
         os.kill(crashing.pid, 9)
         crashing.wait()
-    submission = submission_id("raytest", "r-crash", 1)
+    submission = submission_id("raytest", f"r-crash-{how}", 1)
 
     async def recover() -> tuple:
         project = await tasks_on(raytest, head)
         try:
             jobs = await project_jobs(head, "raytest")
-            attempt = Attempt("r-crash", "sleepy", 1, {"pid_file": str(pid_file), "seconds": 3})
-            # Submitting the same attempt again finds the job instead of starting one.
-            result = await project.executor.run(attempt)
-            return [j["submission_id"] for j in jobs], result
+            inputs = {"pid_file": str(pid_file), "seconds": 3}
+            attempt = Attempt(f"r-crash-{how}", "sleepy", 1, inputs)
+            if how == "reattach":  # the runner's way, with the handle it stored
+                handle = AttemptHandle.decode(f"ray-job:{submission}")
+                result = await project.executor.reattach(attempt, handle)
+            else:  # submitting the same attempt again finds the job instead of starting one
+                result = await project.executor.run(attempt)
+            gone = await project.executor.reattach(attempt, handle_of("engine-raytest-none-1"))
+            return [j["submission_id"] for j in jobs], result, gone
         finally:
             await project.close()
 
-    jobs, result = run(recover())
+    jobs, result, gone = run(recover())
     assert jobs == [submission]
     assert (result.outcome, result.outputs) == (Outcome.SUCCEEDED, {"slept": 3})
     assert int(pid_file.read_text()) == job_pid  # the job that ran is the first one
+    assert gone is None
     assert run(project_jobs(head, "raytest")) == []
+
+
+def handle_of(submission: str) -> AttemptHandle:
+    return AttemptHandle("ray-job", submission)
 
 
 def test_an_app_whose_route_prefix_is_taken_fails_and_changes_nothing(
