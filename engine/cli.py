@@ -14,15 +14,9 @@ from typing import Any
 import click
 
 from engine import __version__
+from engine.cli_support import DURATION, project_option, resolve_spec, spec_options, state_text
 from engine.errors import EngineError, SpecError, UsageError
 from engine.resources import schema_path
-
-SPEC_ARGUMENT = click.argument(
-    "spec",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="spec.yaml",
-    required=False,
-)
 
 
 class EngineGroup(click.Group):
@@ -32,14 +26,24 @@ class EngineGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SpecError as exc:
-            for diagnostic in exc.diagnostics:
-                click.echo(str(diagnostic), err=True)
+            if _wants_json():
+                errors = [d.to_dict() for d in exc.diagnostics]
+                _print_json({"error": "invalid spec", "errors": errors})
+            else:
+                for diagnostic in exc.diagnostics:
+                    click.echo(str(diagnostic), err=True)
             ctx.exit(1)
         except EngineError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            if _wants_json():
+                _print_json({"error": str(exc)})
+            else:
+                click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug in engine: say so in one line, not a traceback
@@ -52,6 +56,11 @@ class EngineGroup(click.Group):
                 err=True,
             )
             ctx.exit(2)
+
+
+def _wants_json() -> bool:
+    """Whether the command was given --json: its errors are then JSON too, on stdout."""
+    return "--json" in sys.argv[1:]
 
 
 @click.group(
@@ -76,7 +85,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
-@SPEC_ARGUMENT
+@spec_options
 @click.option(
     "--target",
     "target",
@@ -85,7 +94,13 @@ def main(ctx: click.Context, debug: bool) -> None:
     help="Also check what this target cannot run.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def validate(spec: Path, target: str | None, as_json: bool) -> None:
+def validate(
+    spec: Path | None,
+    spec_file: Path | None,
+    directory: Path | None,
+    target: str | None,
+    as_json: bool,
+) -> None:
     """Check a spec; print each problem with its file, line and column.
 
     Each problem is printed as `file:line:col: json.path: message`, all of them at once;
@@ -93,6 +108,7 @@ def validate(spec: Path, target: str | None, as_json: bool) -> None:
     """
     from engine.load import check_spec
 
+    spec = resolve_spec(spec, spec_file, directory)
     try:
         checked = check_spec(spec, target=target)
     except SpecError as exc:
@@ -125,7 +141,7 @@ def _print_json(value: Any) -> None:
 
 
 @main.command()
-@SPEC_ARGUMENT
+@spec_options
 @click.option(
     "-o",
     "--output",
@@ -137,7 +153,13 @@ def _print_json(value: Any) -> None:
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="A folder of templates that replace the built-in ones of the same name.",
 )
-def build(spec: Path, output: Path | None, templates: Path | None) -> None:
+def build(
+    spec: Path | None,
+    spec_file: Path | None,
+    directory: Path | None,
+    output: Path | None,
+    templates: Path | None,
+) -> None:
     """Generate each app's FastAPI module from SPEC; start nothing.
 
     Each app's module is written to OUTPUT/<app>/_engine_app.py. The same spec always
@@ -146,7 +168,7 @@ def build(spec: Path, output: Path | None, templates: Path | None) -> None:
     from engine.compiler import compile_spec, write_build
     from engine.load import load_spec
 
-    loaded = load_spec(spec)
+    loaded = load_spec(resolve_spec(spec, spec_file, directory))
     out = output or loaded.root / ".engine" / "build"
     for path in write_build(compile_spec(loaded, templates), out):
         click.echo(str(path))
@@ -162,7 +184,7 @@ TARGET_OPTION = click.option(
 
 
 @main.command()
-@SPEC_ARGUMENT
+@spec_options
 @TARGET_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option(
@@ -174,7 +196,13 @@ TARGET_OPTION = click.option(
     help="Exit 0 when there is nothing to change, 2 when there is, 1 on error.",
 )
 def plan(
-    spec: Path, target: str | None, as_json: bool, out: Path | None, detailed_exitcode: bool
+    spec: Path | None,
+    spec_file: Path | None,
+    directory: Path | None,
+    target: str | None,
+    as_json: bool,
+    out: Path | None,
+    detailed_exitcode: bool,
 ) -> None:
     """Show what apply would create, restart or delete, and why.
 
@@ -183,6 +211,7 @@ def plan(
     """
     from engine.project import Project
 
+    spec = resolve_spec(spec, spec_file, directory)
     result, warnings = Project.of_spec(spec, target).plan(spec)
     for warning in warnings:
         click.echo(f"{warning} (warning)", err=True)
@@ -199,70 +228,93 @@ def plan(
 
 
 @main.command()
-@click.argument(
-    "spec_or_plan",
-    metavar="SPEC",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="spec.yaml",
-    required=False,
-)
+@spec_options
 @TARGET_OPTION
 @click.option(
     "--timeout",
-    type=float,
-    default=30.0,
+    type=DURATION,
+    default="30s",
     show_default=True,
-    help="Seconds each app may take to pass its health check.",
+    help="How long each app may take to pass its health check (seconds, or e.g. 2m).",
 )
 @click.option(
     "--wait-lock", is_flag=True, help="Wait for another apply to finish instead of failing."
 )
-def apply(spec_or_plan: Path, target: str | None, timeout: float, wait_lock: bool) -> None:
+def apply(
+    spec: Path | None,
+    spec_file: Path | None,
+    directory: Path | None,
+    target: str | None,
+    timeout: float,
+    wait_lock: bool,
+) -> None:
     """Start or update everything in a spec, or in a saved plan.
 
-    SPEC is the spec (default spec.yaml) or a saved plan. Apps start in dependency order,
-    each once the apps it depends on are healthy; a second apply of the same spec changes
-    nothing. A changed app is replaced side by side: the old version serves until the new
-    one is healthy, and stays if the new one fails.
+    SPEC is the spec (a file, or a folder holding spec.yaml) or a saved plan (plan.json).
+    Apps start in dependency order, each once the apps it depends on are healthy; a second
+    apply of the same spec changes nothing. A changed app is replaced side by side, at the
+    same URL: the old version serves until the new one is healthy, and stays if the new
+    one fails.
     """
     from engine.project import Project, load_saved_plan
 
     expect = None
-    spec = spec_or_plan
-    if spec_or_plan.suffix == ".json":
-        spec, expect = load_saved_plan(spec_or_plan)
+    spec = resolve_spec(spec, spec_file, directory)
+    if spec.suffix == ".json":
+        spec, expect = load_saved_plan(spec)
     project = Project.of_spec(spec, target)
     events = project.apply(spec, expect=expect, health_timeout=timeout, wait_lock=wait_lock)
     sys.exit(0 if _show_apply(events) else 1)
 
 
 def _show_apply(events: Any) -> bool:
-    """Print apply progress as it streams in; return whether it succeeded."""
+    """Print apply progress as it streams in; return whether it succeeded.
+
+    Ctrl-C stops watching (exit 130) and says what was still starting: the control plane
+    finishes the apply on its own.
+    """
+    ok = False
+    starting: set[str] = set()
+    try:
+        for event in events:
+            ok = _show_event(event, starting) or ok
+    except KeyboardInterrupt:
+        waiting = ", ".join(sorted(starting)) or "nothing"
+        click.echo(
+            f"\ninterrupted; still starting: {waiting}. The control plane finishes the apply: "
+            "see `engine status`.",
+            err=True,
+        )
+        sys.exit(130)
+    return ok
+
+
+def _show_event(event: Any, starting: set[str]) -> bool:
+    """Print one apply event; True if it is the end of an apply that succeeded."""
     from engine.events import DoneEvent, ErrorEvent, PlanEvent, StepEvent, WarningsEvent
 
-    ok = False
-    for event in events:
-        if isinstance(event, ErrorEvent):
-            for line in event.errors:
-                click.echo(line, err=True)
-        elif isinstance(event, WarningsEvent):
-            for line in event.warnings:
-                click.echo(f"{line} (warning)", err=True)
-        elif isinstance(event, PlanEvent):
-            click.echo(event.text, nl=False)
-        elif isinstance(event, StepEvent):
-            line = f"  {event.kind} {event.name}: {event.status}"
-            if event.url:
-                line += f"  {event.url}"
-            click.echo(line)
-            if event.error:
-                click.echo(_indent(event.error), err=True)
-        elif isinstance(event, DoneEvent):
-            ok = event.ok
-            _show_apps(event.apps)
-            click.echo(f"\nConsole: {event.console}/")
-            click.echo("Apply complete." if ok else "Apply failed: see the errors above.")
-    return ok
+    if isinstance(event, ErrorEvent):
+        for line in event.errors:
+            click.echo(line, err=True)
+    elif isinstance(event, WarningsEvent):
+        for line in event.warnings:
+            click.echo(f"{line} (warning)", err=True)
+    elif isinstance(event, PlanEvent):
+        click.echo(event.text, nl=False)
+    elif isinstance(event, StepEvent):
+        (starting.add if event.status == "starting" else starting.discard)(event.name)
+        line = f"  {event.kind} {event.name}: {state_text(event.status)}"
+        if event.url:
+            line += f"  {event.url}"
+        click.echo(line)
+        if event.error:
+            click.echo(_indent(event.error), err=True)
+    elif isinstance(event, DoneEvent):
+        _show_apps(event.apps)
+        click.echo(f"\nConsole: {event.console}/")
+        click.echo("Apply complete." if event.ok else "Apply failed: see the errors above.")
+        return event.ok
+    return False
 
 
 def _indent(text: str) -> str:
@@ -270,23 +322,24 @@ def _indent(text: str) -> str:
 
 
 def _show_apps(apps: Any) -> None:
+    """The apps as a table: name, state, URL, pid and restarts."""
     if not apps:
         click.echo("\nNo apps.")
         return
     width = max(len(a.name) for a in apps)
+    urls = max(len(a.url or "-") for a in apps)
     click.echo("")
+    click.echo(f"  {'APP'.ljust(width)}  {'STATE':<9}  {'URL'.ljust(urls)}  {'PID':>7}  RESTARTS")
     for app in apps:
-        where = app.url or "-"
-        restarts = f"  restarts: {app.restarts}" if app.restarts else ""
-        click.echo(f"  {app.name.ljust(width)}  {app.state:<8}  {where}{restarts}")
+        pid = str(app.pid) if app.pid else "-"
+        where = (app.url or "-").ljust(urls)
+        state = state_text(str(app.state), 9)
+        click.echo(f"  {app.name.ljust(width)}  {state}  {where}  {pid:>7}  {app.restarts}")
+        if app.detail and not app.ok:
+            click.echo(_indent(app.detail.splitlines()[0]))
 
 
-PROJECT_OPTION = click.option(
-    "-C",
-    "directory",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="The project's folder (default: found from the current folder upwards).",
-)
+PROJECT_OPTION = project_option
 
 
 def _project(directory: Path | None, target: str | None) -> Any:
@@ -339,18 +392,29 @@ def logs(app: str, directory: Path | None, target: str | None, follow: bool, tai
 
 
 @main.command()
-@click.argument(
-    "spec", type=click.Path(dir_okay=False, path_type=Path), default=None, required=False
-)
+@click.argument("spec", type=click.Path(path_type=Path), default=None, required=False)
 @PROJECT_OPTION
 @TARGET_OPTION
 def destroy(spec: Path | None, directory: Path | None, target: str | None) -> None:
     """Stop every app of the project, then its control plane.
 
-    Only processes engine started (checked by pid and start time) are stopped.
+    SPEC (or its folder) names the project; without it, -C or the current folder. Only
+    processes engine started (checked by pid and start time) are stopped; the run history
+    stays.
     """
-    project = _project(spec.resolve().parent if spec else directory, target)
-    if project.destroy():
+    from engine.project import Project
+
+    if spec is not None:  # named: found even when its .engine/ is gone
+        project = Project.at(spec if spec.is_dir() else spec.resolve().parent, target)
+    else:
+        project = _project(directory, target)
+    result = project.destroy()
+    if result.swept:
+        click.echo(
+            f"Stopped {result.swept} process(es) of the project that its state no longer "
+            "knew of (found by the project's marker)."
+        )
+    if result.stopped:
         click.echo(f"Destroyed project in {project.root}: no app is running.")
     else:
         click.echo(f"Nothing to destroy in {project.root}: no app is running.")
@@ -382,7 +446,9 @@ def _convert(key: str, text: str, schema: dict[str, Any]) -> Any:
     help="A JSON file of inputs (-i values are added on top).",
 )
 @click.option("--wait", is_flag=True, help="Wait for the run; print its outputs as JSON.")
-@click.option("--timeout", type=float, default=None, help="With --wait: give up after seconds.")
+@click.option(
+    "--timeout", type=DURATION, default=None, help="With --wait: give up after this long (e.g. 2m)."
+)
 def run(
     task: str,
     directory: Path | None,
@@ -454,8 +520,36 @@ def runs(
         return
     if not result:
         click.echo("No runs.")
+        return
+    width = max(4, *(len(r["task"]) for r in result))
+    click.echo(
+        f"{'RUN':<12}  {'TASK'.ljust(width)}  {'STATUS':<10}  {'CREATED':<19}  DURATION  OUTPUTS"
+    )
     for item in result:
-        click.echo(f"{item['id']}  {item['task']:<20}  {item['status']:<10}  {item['created_at']}")
+        created = (item["created_at"] or "")[:19].replace("T", " ")
+        status = state_text(item["status"], 10)
+        shown = (
+            json.dumps(item["outputs"]) if item["outputs"] is not None else (item["error"] or "")
+        )
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        click.echo(
+            f"{item['id']:<12}  {item['task'].ljust(width)}  {status}  {created:<19}  "
+            f"{_duration(item):>8}  {shown}"
+        )
+
+
+def _duration(run: dict[str, Any]) -> str:
+    """How long a run took (or has been running), as `1.2s`, `3m04s`; `-` before it starts."""
+    from datetime import UTC, datetime
+
+    if not run.get("started_at"):
+        return "-"
+    start = datetime.fromisoformat(run["started_at"])
+    end = (
+        datetime.fromisoformat(run["finished_at"]) if run.get("finished_at") else datetime.now(UTC)
+    )
+    seconds = (end - start).total_seconds()
+    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
 @main.command("run-logs")
@@ -478,7 +572,7 @@ def cancel(run_id: str, directory: Path | None, target: str | None) -> None:
 
 
 @main.command()
-@SPEC_ARGUMENT
+@spec_options
 @click.option("--target", "target", required=True, metavar="NAME", help="The target to render for.")
 @click.option(
     "-o",
@@ -487,7 +581,9 @@ def cancel(run_id: str, directory: Path | None, target: str | None) -> None:
     required=True,
     help="The folder to write into (created if missing).",
 )
-def render(spec: Path, target: str, output: Path) -> None:
+def render(
+    spec: Path | None, spec_file: Path | None, directory: Path | None, target: str, output: Path
+) -> None:
     """Write what a target would be given, without contacting it.
 
     For `kubernetes` the manifests (one object per document); for `ray` the Serve config
@@ -496,7 +592,7 @@ def render(spec: Path, target: str, output: Path) -> None:
     """
     from engine.render import render_target
 
-    for path in render_target(spec, target, output):
+    for path in render_target(resolve_spec(spec, spec_file, directory), target, output):
         click.echo(str(path))
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.backends.local import procs
+from engine.backends import local
 from engine.errors import ControlPlaneError, UsageError
-from engine.layout import Layout
+from engine.layout import MARKER_VARIABLE, Layout
 from engine.state import ControlPlaneInfo
 
 START_TIMEOUT = 30.0
@@ -57,7 +57,7 @@ def connect(layout: Layout) -> ControlPlaneInfo:
 def running_control_plane(layout: Layout) -> ControlPlaneInfo | None:
     """The project's control plane if its process is alive and ours, else None."""
     info = ControlPlaneInfo.read(layout.dir)
-    if info is None or not procs.is_ours(info.pid, info.start_time):
+    if info is None or not local.is_alive(info.pid, info.start_time):
         return None
     return info
 
@@ -82,12 +82,12 @@ def ensure_control_plane(layout: Layout, spec: Path | None = None) -> ControlPla
     if spec is not None:
         argv.append(str(spec.resolve()))
     env = control_plane_environment(layout, spec)
-    process = procs.spawn_detached(argv, env, layout.root, log_path)
+    process = local.start_detached(argv, env, layout.root, log_path)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process.exited():
             raise ControlPlaneError(
-                f"the control plane exited at start (code {process.returncode}); "
+                f"the control plane exited at start (code {process.exit_code}); "
                 f"see {log_path}:\n{_tail(log_path)}"
             )
         info = ControlPlaneInfo.read(layout.dir)
@@ -204,7 +204,7 @@ class Client:
     def wait_exit(self, timeout: float = 30.0) -> None:
         """Wait until the control plane's process has exited."""
         deadline = time.monotonic() + timeout
-        while procs.is_ours(self.info.pid, self.info.start_time) and time.monotonic() < deadline:
+        while local.is_alive(self.info.pid, self.info.start_time) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 
@@ -263,4 +263,5 @@ def control_plane_environment(layout: Layout, spec: Path | None = None) -> dict[
         spec_path = None
     env = environment(spec_path)
     env.update({k: os.environ[k] for k in ("PYTHONPATH", "VIRTUAL_ENV") if k in os.environ})
+    env[MARKER_VARIABLE] = layout.marker
     return env

@@ -12,6 +12,44 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOCAL = "local"
+MARKER_VARIABLE = "ENGINE_PROCESS_MARKER"
+"""The environment variable holding `Layout.marker` in every process the engine starts."""
+
+PRIVATE_UMASK = 0o077
+"""Engine's processes create files for their user only: 0700 folders, 0600 files."""
+
+
+def keep_files_private() -> None:
+    """Make every file and folder this process (and its children) creates private.
+
+    Called first thing by the CLI and the control plane: `.engine/` holds run inputs and
+    outputs, logs, and the API token, and a process-wide umask covers every place that
+    creates them (SQLite, log files, builds) at once, including the ones added later.
+    """
+    os.umask(PRIVATE_UMASK)
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` and any missing parents as 0700 folders (mkdir's mode skips parents)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def tighten(folder: Path) -> None:
+    """Take group and other permissions off `folder` and everything under it.
+
+    For a `.engine/` made by an older engine, or by hand: new files are private already.
+    """
+    for top, dirs, files in os.walk(folder):
+        for name in (top, *(os.path.join(top, f) for f in files + dirs)):
+            try:
+                mode = os.lstat(name).st_mode
+                if mode & 0o077 and not os.path.islink(name):
+                    os.chmod(name, mode & ~0o077)
+            except FileNotFoundError:  # removed meanwhile (a run log, a temp file)
+                continue
 
 
 @dataclass(frozen=True)
@@ -60,6 +98,13 @@ class Layout:
 
     def data(self, app: str) -> Path:
         return self.dir / "data" / app
+
+    @property
+    def marker(self) -> str:
+        """A per-project, per-target value set as MARKER_VARIABLE in every process the local
+        backend starts (and inherited by their children), so the engine can find what it
+        started even when its state is damaged or deleted."""
+        return hashlib.sha256(str(self.dir.resolve()).encode()).hexdigest()[:24]
 
     @property
     def secret_files(self) -> Path:

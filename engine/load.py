@@ -21,6 +21,7 @@ from engine.spec.checks import cross_check
 from engine.spec.interpolate import interpolate
 from engine.spec.loader import load_file
 from engine.spec.model import Spec
+from engine.spec.project_files import project_file_errors
 
 if TYPE_CHECKING:
     from engine.backends.base import Locate
@@ -64,6 +65,7 @@ def _check(
     if errors:
         raise SpecError(errors)
     errors, warnings = cross_check(doc)
+    errors += project_file_errors(doc, path.parent)
     if errors:
         raise SpecError(errors)
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()

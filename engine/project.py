@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ControlPlaneError, EngineError, UsageError
+from engine.errors import ControlPlaneError, EngineError, StateError, UsageError
 from engine.events import ApplyEvent, Status, event_from_json
 from engine.layout import LOCAL, Layout
 from engine.plan import Plan
@@ -36,6 +36,15 @@ TARGET_VARIABLE = "ENGINE_TARGET"
 def default_target() -> str:
     """`$ENGINE_TARGET`, else `local`."""
     return os.environ.get(TARGET_VARIABLE) or LOCAL
+
+
+@dataclass(frozen=True)
+class Destroyed:
+    """What `destroy` did: whether anything ran, and how many processes were found by the
+    project's marker rather than through the state."""
+
+    stopped: bool
+    swept: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,7 @@ class Project:
             raise UsageError(f"{spec}: no such file; pass the spec to apply (default spec.yaml)")
         if live_control_plane(self.layout) is None:
             self._check_before_starting(spec)  # its warnings come again from the control plane
+            self._refuse_orphans()
         self.layout.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock = ApplyLock(self.layout.dir, "engine apply")
         lock.acquire(wait=wait_lock)
@@ -147,6 +157,21 @@ class Project:
                 yield event_from_json(data)
         finally:
             lock.release()
+
+    def _refuse_orphans(self) -> None:
+        """Refuse to start a second copy beside processes the state no longer knows of."""
+        from engine.backends.local import find_marked
+
+        if self.active:
+            return  # the state knows them: a new control plane adopts them
+        pids = find_marked(self.layout)
+        if pids:
+            shown = ", ".join(map(str, pids[:10])) + (", ..." if len(pids) > 10 else "")
+            raise UsageError(
+                f"processes of this project still run but its state does not know them "
+                f"(pids {shown}): its .engine/ was damaged or deleted. Stop them with "
+                f"`engine destroy {self.root}`, then apply again"
+            )
 
     def _check_before_starting(self, spec: Path) -> None:
         """Validate and read secrets here, so that a bad spec never starts a control plane.
@@ -183,16 +208,30 @@ class Project:
         params = {"tail": tail, "follow": "true" if follow else "false"}
         yield from client.lines(f"/api/v1/apps/{app}/logs", params)
 
-    def destroy(self) -> bool:
-        """Stop every app, then the control plane; False if nothing was running."""
-        from engine.client import ensure_control_plane
+    def destroy(self) -> Destroyed:
+        """Stop every app, then the control plane.
 
-        if not self.active:
-            return False
-        client = self._client(ensure_control_plane(self.layout))
-        client.request("POST", "/api/v1/destroy")
-        client.wait_exit()
-        return True
+        When the state cannot tell what runs (it was damaged, or `.engine/` was deleted),
+        every process carrying the project's marker is ended instead.
+        """
+        from engine.backends.local import stop_marked
+        from engine.client import ensure_control_plane
+        from engine.server.apply import PROJECT_FILE
+        from engine.state import ControlPlaneInfo
+
+        if self.active:
+            try:
+                client = self._client(ensure_control_plane(self.layout))
+                client.request("POST", "/api/v1/destroy")
+                client.wait_exit()
+                return Destroyed(True, stop_marked(self.layout))
+            except (StateError, ControlPlaneError):
+                pass  # the state is unreadable: find the processes by their marker
+        swept = stop_marked(self.layout)
+        if swept and self.layout.dir.is_dir():
+            (self.layout.dir / PROJECT_FILE).unlink(missing_ok=True)
+            ControlPlaneInfo.remove(self.layout.dir)
+        return Destroyed(swept > 0, swept)
 
     # runs
 
@@ -219,7 +258,9 @@ class Project:
     def runs(
         self, task: str | None = None, status: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
-        """The latest runs, newest first."""
+        """The latest runs, newest first (read from the run store once nothing runs)."""
+        if not self.active:
+            return self._history(task, status, limit)
         params = {k: v for k, v in {"task": task, "status": status, "limit": limit}.items() if v}
         runs: list[dict[str, Any]] = self._connected().request(
             "GET", "/api/v1/runs", params=params
@@ -228,6 +269,10 @@ class Project:
 
     def run_logs(self, run_id: str) -> str:
         """What a run printed; EngineError naming `engine runs` for an unknown id."""
+        if not self.active:
+            found = self._history_run(run_id)
+            path = Path(found.log_path) if found and found.log_path else None
+            return path.read_text(errors="replace") if path and path.is_file() else ""
         try:
             return self._connected().text(f"/api/v1/runs/{run_id}/logs")
         except ControlPlaneError as exc:
@@ -239,6 +284,47 @@ class Project:
         """Cancel a queued or running run; returns it."""
         run: dict[str, Any] = self._connected().request("POST", f"/api/v1/runs/{run_id}/cancel")
         return run
+
+    # history: the run store stays after destroy, and is read without a control plane
+
+    def _history(self, task: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
+        from engine.backends.base import RunStatus
+        from engine.runs.api import run_json
+
+        wanted = RunStatus(status) if status else None
+        found = self._read_store(lambda store: store.list_runs(task, wanted, limit))
+        return [run_json(run, self._console_url()) for run in found or []]
+
+    def _history_run(self, run_id: str) -> Any:
+        found = self._read_store(lambda store: store.get(run_id))
+        if found is None:
+            raise EngineError(f"no run {run_id!r}; list them with `engine runs`")
+        return found
+
+    def _read_store(self, query: Any) -> Any:
+        """`query(store)` on the project's SQLite run store, if there is one."""
+        import asyncio
+
+        from engine.runs.store import open_store
+
+        path = self.layout.dir / "runs.db"
+        if not path.is_file():
+            return None
+
+        async def read() -> Any:
+            store = open_store("", path)
+            try:
+                return await query(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(read())
+
+    def _console_url(self) -> str:
+        from engine.state import ControlPlaneInfo
+
+        info = ControlPlaneInfo.read(self.layout.dir)
+        return info.url if info else ""
 
     # plumbing
 

@@ -35,7 +35,10 @@ def render_target(spec_path: Path, target: str, output: Path) -> list[Path]:
     written = []
     for name, data in sorted(files.items()):
         path = output / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # 0600: a Kubernetes Secret's manifest holds its values.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         written.append(path)
     return written

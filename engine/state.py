@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, StateError
+from engine.layout import private_dir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (
@@ -93,8 +94,11 @@ class State:
     """The state database `<dir>/state.db` (`dir` is the project's `.engine/` folder)."""
 
     def __init__(self, dir: Path) -> None:
-        dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(dir)
         self.path = dir / "state.db"
+        # SQLite creates the file as the umask allows (0644) and its -wal and -shm files
+        # with the database's mode: create it 0600 first, so all three are private.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -108,7 +112,8 @@ class State:
             self._db.close()
             raise StateError(
                 f"cannot read the state database {self.path} ({exc}); if it is damaged, "
-                "stop the project's processes, move the file aside and run `engine apply` again"
+                "run `engine destroy` (it finds the project's processes without the state), "
+                "move the file aside and run `engine apply` again"
             ) from exc
 
     def close(self) -> None:

@@ -37,7 +37,7 @@ IMPORT_AND_CHECK = """
 import sys
 from starlette.testclient import TestClient
 from _engine_app import app
-with TestClient(app) as client:
+with TestClient(app, base_url="http://127.0.0.1") as client:
     response = client.get(sys.argv[1])
     assert response.status_code == 200, (response.status_code, response.text)
     assert response.json() == {"status": "healthy"}, response.text

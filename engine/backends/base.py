@@ -358,7 +358,8 @@ class TaskExecutor(Protocol):
 
     async def run(self, attempt: Attempt) -> AttemptResult:
         """Carry out one attempt and return how it ended. Cancelling the call stops the
-        attempt wherever it runs."""
+        attempt wherever it runs; TimeoutError means the target ended it at its deadline
+        (the task's timeout), and the run is recorded `timed_out`."""
         ...
 
     def handle(self, run_id: str) -> AttemptHandle | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from engine.compiler.model import build_module
 from engine.compiler.sources import hash_files, local_sources
 from engine.errors import EngineError
 from engine.gcpause import gc_paused
+from engine.layout import private_dir
 from engine.resources import blueprints_dir
 from engine.spec.model import App, Spec, Task
 
@@ -143,10 +145,12 @@ def compile_spec(spec: Spec, templates: Path | None = None) -> Build:
 def write_module(source: str, folder: Path) -> Path:
     """Write a generated module into `folder`; unchanged bytes are not rewritten."""
     target = folder / f"{MODULE_NAME}.py"
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)  # under .engine/, which only its user may read
     if not target.exists() or target.read_text(encoding="utf-8") != source:
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(source, encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(source)
         tmp.replace(target)
     return target
 

@@ -164,13 +164,22 @@ def build_module(spec: Spec, app: App) -> AppModule:
             )
         )
     if app.static:
-        calls.append(b.call("add_static", path=app.static.path, directory=app.static.dir))
+        calls.append(
+            b.call(
+                "add_static",
+                path=app.static.path,
+                directory=app.static.dir,
+                private=private_files(spec),
+            )
+        )
+    hosts = {"allowed_hosts": app.allowed_hosts} if app.allowed_hosts else {}
     create = b.call(
         "create_app",
         project=spec.project,
         name=app.name,
         description=app.description,
         health=app.health,
+        **hosts,
     )
     return AppModule(
         spec_file=spec.path.name,
@@ -182,6 +191,14 @@ def build_module(spec: Spec, app: App) -> AppModule:
         imports=sorted(b.imports.values(), key=lambda i: (i.module, i.name)),
         runtime_names=sorted(b.runtime_names),
     )
+
+
+def private_files(spec: Spec) -> tuple[str, ...]:
+    """The project's files a static folder must never serve: the spec and secret sources."""
+    names = [spec.path.name]
+    for source in spec.secrets.values():
+        names += [name for name in (source.file, source.env_file) if name]
+    return tuple(dict.fromkeys(names))
 
 
 def _route_call(b: _ModuleBuilder, route: Route) -> Call:

@@ -5,7 +5,8 @@
     GET  /api/v1/runs/{id}               run | 404
     GET  /api/v1/runs/{id}/wait?timeout= run, once finished or after `timeout` s (200 both)
     GET  /api/v1/runs/{id}/events        text/event-stream of `data: <run JSON>`, to a final state
-    GET  /api/v1/runs/{id}/logs          the run's stdout/stderr, text/plain
+    GET  /api/v1/runs/{id}/logs?offset=&limit=   the run's stdout/stderr (bytes offset..),
+                                         text/plain, streamed; X-Log-Size: the file's size
     POST /api/v1/runs/{id}/cancel        run
 
 A missing token answers 401, a wrong one 403. A 422 for inputs has FastAPI's error shape,
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,7 +36,32 @@ from engine.runs.store import Run, RunStatus, RunStore
 MAX_WAIT = 300.0
 """Longest a `/wait` call holds the connection, in seconds; longer timeouts are capped."""
 
-_EXAMPLE_RUN = {
+LOG_CHUNK = 64 * 1024
+"""Bytes read from a run's log per chunk of a `/logs` answer (never the whole file)."""
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def run_json(run: Run, base_url: str) -> dict[str, Any]:
+    """The run as the run API's JSON; times as ISO 8601 in UTC; `url` its console page."""
+    return {
+        "id": run.id,
+        "task": run.task,
+        "status": str(run.status),
+        "inputs": run.inputs,
+        "outputs": run.outputs,
+        "error": run.error,
+        "attempts": run.attempts,
+        "url": f"{base_url.rstrip('/')}/runs/{run.id}",
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+    }
+
+
+_EXAMPLE_RUN: dict[str, Any] = {
     "id": "Xq3v9ZbT0kLm",
     "task": "add-one",
     "status": "succeeded",
@@ -104,7 +131,7 @@ def require_token(token: str) -> Any:
     return authenticate
 
 
-_NOT_FOUND = {404: {"description": "No run with this id."}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No run with this id."}}
 
 
 def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -> APIRouter:
@@ -117,10 +144,10 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
     )
 
     def as_json(run: Run) -> dict[str, Any]:
-        return run.to_dict(base_url)
+        return run_json(run, base_url)
 
-    def existing(run_id: str) -> Run:
-        run = store.get(run_id)
+    async def existing(run_id: str) -> Run:
+        run = await store.get(run_id)
         if run is None:
             raise HTTPException(404, str(UnknownRunError(run_id)))
         return run
@@ -135,7 +162,7 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
     async def create_run(request: RunRequest) -> dict[str, Any]:
         """Validate the inputs against the task's schema, store the run and queue it."""
         try:
-            run = await runner.submit(request.task, request.inputs)
+            run = (await runner.submit(request.task, request.inputs)).run
         except UnknownTaskError as exc:
             raise HTTPException(404, str(exc)) from exc
         except RunInputError as exc:
@@ -151,12 +178,13 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
         limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
     ) -> dict[str, Any]:
         """Runs, newest first."""
-        return {"runs": [as_json(run) for run in store.list(task or None, status, limit)]}
+        runs = await store.list_runs(task or None, status, limit)
+        return {"runs": [as_json(run) for run in runs]}
 
     @router.get("/{run_id}", response_model=RunOut, summary="Get a run", responses=_NOT_FOUND)
     async def get_run(run_id: str) -> dict[str, Any]:
         """The run with this id."""
-        return as_json(existing(run_id))
+        return as_json(await existing(run_id))
 
     @router.get(
         "/{run_id}/wait", response_model=RunOut, summary="Wait for a run", responses=_NOT_FOUND
@@ -168,7 +196,7 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
         ] = 30.0,
     ) -> dict[str, Any]:
         """The run once it is finished, or as it is after `timeout` seconds (200 either way)."""
-        existing(run_id)
+        await existing(run_id)
         return as_json(await runner.wait(run_id, min(timeout, MAX_WAIT)))
 
     @router.get(
@@ -182,7 +210,7 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
     )
     async def run_events(run_id: str) -> StreamingResponse:
         """Server-Sent Events: `data: <run JSON>` now and on each change, closed when final."""
-        existing(run_id)
+        await existing(run_id)
         return StreamingResponse(
             _events(runner, run_id, base_url),
             media_type="text/event-stream",
@@ -192,20 +220,29 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
     @router.get(
         "/{run_id}/logs",
         summary="A run's log",
-        response_class=PlainTextResponse,
+        response_class=StreamingResponse,
         responses={200: {"content": {"text/plain": {}}}, **_NOT_FOUND},
     )
-    async def run_logs(run_id: str) -> PlainTextResponse:
-        """What the run printed to stdout and stderr (empty until it starts)."""
-        run = existing(run_id)
-        return PlainTextResponse(_read_log(run.log_path))
+    async def run_logs(
+        run_id: str,
+        offset: Annotated[int, Query(ge=0, description="First byte to send.")] = 0,
+        limit: Annotated[int | None, Query(ge=0, description="At most this many bytes.")] = None,
+    ) -> StreamingResponse:
+        """What the run printed to stdout and stderr (empty until it starts), from byte
+        `offset`, at most `limit` bytes; `X-Log-Size` is the log's whole size, so a client
+        pages with `offset` += what it got."""
+        run = await existing(run_id)
+        size, chunks = _log_range(run.log_path, offset, limit)
+        return StreamingResponse(
+            chunks, media_type="text/plain; charset=utf-8", headers={"X-Log-Size": str(size)}
+        )
 
     @router.post(
         "/{run_id}/cancel", response_model=RunOut, summary="Cancel a run", responses=_NOT_FOUND
     )
     async def cancel_run(run_id: str) -> dict[str, Any]:
         """Cancel a queued or running run; a finished run is returned unchanged."""
-        existing(run_id)
+        await existing(run_id)
         return as_json(await runner.cancel(run_id))
 
     return router
@@ -214,11 +251,24 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
 async def _events(runner: Runner, run_id: str, base_url: str) -> AsyncIterator[str]:
     async with contextlib.aclosing(runner.subscribe(run_id)) as changes:
         async for run in changes:
-            yield f"data: {json.dumps(run.to_dict(base_url))}\n\n"
+            yield f"data: {json.dumps(run_json(run, base_url))}\n\n"
 
 
-def _read_log(path: str | None) -> str:
+def _log_range(path: str | None, offset: int, limit: int | None) -> tuple[int, Iterator[bytes]]:
+    """The log's size, and its bytes from `offset` (at most `limit`) in chunks, read as
+    they are sent (a sync iterator: Starlette reads it in a worker thread)."""
     try:
-        return Path(path).read_text(errors="replace") if path else ""
-    except FileNotFoundError:
-        return ""
+        size = os.stat(path or "").st_size
+    except OSError:
+        return 0, iter(())
+    end = size if limit is None else min(size, offset + limit)
+
+    def chunks() -> Iterator[bytes]:
+        with open(path or "", "rb") as log:
+            log.seek(offset)
+            left = end - offset
+            while left > 0 and (chunk := log.read(min(LOG_CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+
+    return size, chunks()

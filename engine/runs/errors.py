@@ -18,15 +18,17 @@ class UnknownTaskError(EngineError, KeyError):
 
     def __init__(self, task: str, known: Iterable[str] = ()) -> None:
         self.task = task
-        self.suggestions = difflib.get_close_matches(task, sorted(known), n=3)
+        self.known = sorted(known)
+        self.suggestions = difflib.get_close_matches(task, self.known, n=3)
         super().__init__(task)
 
     def __str__(self) -> str:
-        hint = (
-            f"; did you mean {' or '.join(map(repr, self.suggestions))}?"
-            if self.suggestions
-            else ""
-        )
+        if self.suggestions:
+            hint = f"; did you mean {' or '.join(map(repr, self.suggestions))}?"
+        elif self.known:
+            hint = f"; the tasks are: {', '.join(self.known)}"
+        else:
+            hint = "; this project has no tasks"
         return f"unknown task {self.task!r}{hint}"
 
 

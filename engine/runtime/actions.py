@@ -7,9 +7,11 @@ context into a response.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import JSONResponse, Response
 
@@ -78,6 +80,18 @@ def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status)
 
 
+_NOT_IN_HEADERS = re.compile(r"[^\t\x20-\x7e\x80-\xff]")  # RFC 9110 field-value, Latin-1
+
+
+def header_value(text: str) -> str:
+    """`text` as a header value: CR, LF, other controls and non-Latin-1 percent-encoded.
+
+    A value computed from a request (`${{ query.name }}`) must not end the header early
+    (response splitting) or fail to encode (a 500).
+    """
+    return _NOT_IN_HEADERS.sub(lambda m: quote(m.group(), safe=""), text).strip()
+
+
 class _RespondAction:
     def __init__(self, respond: Respond) -> None:
         self.status = respond.status
@@ -87,7 +101,7 @@ class _RespondAction:
     async def __call__(self, ctx: Mapping[str, Any], runs: RunClient | None) -> Response:
         try:
             content = self.json(ctx)
-            headers = {key: str(value) for key, value in self.headers(ctx).items()}
+            headers = {key: header_value(str(v)) for key, v in self.headers(ctx).items()}
         except ExpressionError as exc:
             log.error("respond failed: %s", exc)
             return _error(500, f"Expression failed: {exc}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
@@ -27,8 +28,11 @@ from engine.runtime import ConfigError, endpoint
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import ApiKey, Auth, Bearer, resolve
 from engine.runtime.handlers import Handler
+from engine.runtime.hosts import OriginGuard, is_json
+from engine.runtime.hosts import allowed_hosts as allowed_hosts_for
 from engine.runtime.inputs import InvalidRequest, Parsed, RequestSchema, openapi_extra
 from engine.runtime.shared import Shared, shared
+from engine.runtime.static import PrivateAwareStaticFiles
 from engine.runtime.webhooks import Webhook
 from engine.runtime.websockets import SocketEndpoint
 
@@ -47,14 +51,25 @@ __all__ = [
     "create_app",
 ]
 
+_NOT_JSON = "the body must be JSON, sent with Content-Type: application/json"
+
 Query = Mapping[str, dict[str, Any]] | None
 Answer = Callable[[Request, Parsed], Awaitable[Response]]
 
 
 def create_app(
-    *, project: str, name: str, description: str = "", health: str = "/health"
+    *,
+    project: str,
+    name: str,
+    description: str = "",
+    health: str = "/health",
+    allowed_hosts: tuple[str, ...] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with a health route, OpenAPI docs at /docs and one pooled HTTP client."""
+    """A FastAPI app with a health route, OpenAPI docs at /docs and one pooled HTTP client.
+
+    It answers only requests for `allowed_hosts` (default: engine.runtime.hosts) that no
+    other site's page sent.
+    """
     state = Shared.from_env(project, name)
 
     @asynccontextmanager
@@ -77,6 +92,10 @@ def create_app(
 
     app = FastAPI(title=f"{project}: {name}", description=description, lifespan=lifespan)
     app.state.engine = state
+    hosts = allowed_hosts_for(allowed_hosts)
+    if "*" not in hosts:
+        app.add_middleware(OriginGuard, hosts=hosts)
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
 
     async def healthy() -> dict[str, str]:
         return {"status": "healthy"}
@@ -218,15 +237,18 @@ def add_websocket(
     app.add_api_websocket_route(path, socket)
 
 
-def add_static(app: FastAPI, *, path: str, directory: str) -> None:
+def add_static(app: FastAPI, *, path: str, directory: str, private: tuple[str, ...] = ()) -> None:
     """Serve `directory` (relative to the working directory) at `path`, index.html included.
 
+    The working directory is the project's folder. `.engine/`, hidden files and the files
+    in `private` (relative to the project: the spec, secret sources) are never served.
     Static folders are matched after every route, whatever the order of declaration.
     """
     folder = Path(directory).resolve()
     if not folder.is_dir():
         raise ConfigError(f"static folder {directory!r} does not exist ({folder})")
-    app.mount(path, StaticFiles(directory=folder, html=True), name=f"static:{path}")
+    files = PrivateAwareStaticFiles(directory=folder, private=private, root=Path.cwd())
+    app.mount(path, files, name=f"static:{path}")
 
 
 def _add(
@@ -250,6 +272,8 @@ def _add(
             return JSONResponse(
                 {"detail": denied.detail}, denied.status, headers=dict(denied.headers)
             )
+        if not is_json(request.headers.get("content-type")) and await request.body():
+            return JSONResponse({"detail": _NOT_JSON}, 415)
         try:
             parsed = await schema.parse(request)
         except InvalidRequest as exc:

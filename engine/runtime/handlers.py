@@ -1,21 +1,32 @@
 """Calling a user's handler function with the values of a request.
 
 The handler gets path and query values by name and the body as `body=` (only the names it
-accepts, unless it takes `**kwargs`), plus `request=` if it asks for it. Sync handlers run
-in a thread. Its return value is the JSON response; a Starlette Response is returned as is,
-and an HTTPException it raises is answered as FastAPI would. Anything else it raises gets a
+accepts, unless it takes `**kwargs`), plus `request=` if it asks for it. Its return value
+is the JSON response; a Starlette Response is returned as is, and an HTTPException it
+raises is answered as FastAPI would. Anything else it raises gets a
 500 with a short message; the traceback goes to the log only.
+
+Sync handlers run in threads of their own pool (`ENGINE_HANDLER_THREADS`, default 40),
+never in the pool the engine's own work uses (webhook dedupe, run starts), so hung
+handlers cannot starve signed webhooks. A handler that has not answered after
+`ENGINE_HANDLER_TIMEOUT` seconds (default 60) gets a 504; an async one is cancelled, and a
+sync one queued behind busy threads never starts (a running thread cannot be stopped in
+Python: it keeps its slot until it returns).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import inspect
 import logging
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +36,16 @@ from engine.runtime.inputs import Parsed
 __all__ = ["Handler", "handler_name"]
 
 log = logging.getLogger("engine.runtime")
+
+
+HANDLER_THREADS = int(os.environ.get("ENGINE_HANDLER_THREADS", "40"))
+HANDLER_TIMEOUT = float(os.environ.get("ENGINE_HANDLER_TIMEOUT", "60"))
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """The threads of the app's sync handlers (made at first use, kept for the app's life)."""
+    return ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="handler")
 
 
 def handler_name(function: Callable[..., Any]) -> str:
@@ -60,9 +81,16 @@ class Handler:
         kwargs = self.arguments(parsed, request)
         try:
             if self.is_async:
-                result = await self.function(**kwargs)
+                call = self.function(**kwargs)
             else:
-                result = await run_in_threadpool(self.function, **kwargs)
+                context = contextvars.copy_context()
+                work = functools.partial(context.run, self.function, **kwargs)
+                call = asyncio.get_running_loop().run_in_executor(_pool(), work)
+            result = await asyncio.wait_for(call, HANDLER_TIMEOUT)
+        except TimeoutError:
+            log.error("handler %s did not answer within %g s", self.name, HANDLER_TIMEOUT)
+            detail = f"handler {self.name} did not answer within {HANDLER_TIMEOUT:g} s"
+            return JSONResponse({"detail": detail}, 504)
         except HTTPException:
             raise
         except Exception:

@@ -10,12 +10,14 @@ when present.
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
+
+from engine.runtime import jsonbody
 
 __all__ = ["InvalidRequest", "Parsed", "RequestSchema", "openapi_extra"]
 
@@ -91,10 +93,12 @@ class RequestSchema:
                 errors.append(_error("missing", ["body"], "Field required", None))
             return None
         try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            pos = getattr(exc, "pos", 0)
-            errors.append(_error("json_invalid", ["body", pos], "JSON decode error", {}))
+            body = jsonbody.loads(raw)
+        except jsonbody.BadJson as exc:
+            if exc.pos is not None:
+                errors.append(_error("json_invalid", ["body", exc.pos], "JSON decode error", {}))
+            else:
+                errors.append(_error("json_invalid", ["body"], str(exc), {}))
             return None
         if self.body is not None:
             errors.extend(_schema_errors(body, self.body, ["body"]))
@@ -161,7 +165,10 @@ def _scalar(value: str, kind: Any) -> Any:
             ) from None
     if kind == "number":
         try:
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # nan, inf: not JSON, so not a number here
+                raise ValueError(value)
+            return number
         except ValueError:
             raise ValueError(
                 "float_parsing",

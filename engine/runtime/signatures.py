@@ -20,6 +20,7 @@ __all__ = ["BadSignature", "standard_key", "verify_github", "verify_standard"]
 
 TOLERANCE = 300  # seconds a Standard Webhooks timestamp may be off, both ways
 _GITHUB = re.compile(r"sha256=([0-9a-fA-F]{64})")
+_STAMP = re.compile(r"[0-9]{1,15}")  # ASCII digits only: str.isdigit() accepts "²"
 
 
 class BadSignature(Exception):
@@ -61,7 +62,7 @@ def verify_standard(
     signatures = headers.get("webhook-signature")
     if not msg_id or not stamp or not signatures:
         raise BadSignature("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if not stamp.isdigit():
+    if not _STAMP.fullmatch(stamp):
         raise BadSignature("malformed webhook-timestamp header")
     if abs((time.time() if now is None else now) - int(stamp)) > TOLERANCE:
         raise BadSignature("webhook-timestamp is outside the allowed window")

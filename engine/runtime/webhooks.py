@@ -11,7 +11,6 @@ that the sender's retry is handled.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.runtime import secret
+from engine.runtime import jsonbody, secret
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import Auth, resolve
 from engine.runtime.dedupe import DeliveryLog
@@ -145,8 +144,10 @@ class Webhook:
 
     def _parse(self, raw: bytes) -> Any:
         try:
-            return json.loads(raw)
-        except ValueError:
+            return jsonbody.loads(raw)
+        except jsonbody.BadJson as exc:
+            if exc.pos is None:  # JSON, but not what engine can carry
+                raise _Reject(400, f"body: {exc}") from None
             if self.provider == "github":
                 raise _Reject(
                     415, "body is not JSON: set the webhook's content type to application/json"

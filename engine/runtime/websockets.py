@@ -29,6 +29,7 @@ from fastapi.encoders import jsonable_encoder
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from engine.runtime import jsonbody
 from engine.runtime.auth import Auth, resolve
 from engine.runtime.runclient import FINAL_STATES, RunAPIError, RunAPIUnreachable, RunClient
 from engine.runtime.shared import Shared
@@ -252,8 +253,8 @@ def _task_request(frame: Frame) -> tuple[str, dict[str, Any]] | str:
     """(task, inputs) out of a task-runner message, or the error to answer."""
     usage = 'expected a JSON object {"task": NAME, "inputs": {...}}'
     try:
-        message = json.loads(frame)
-    except ValueError:
+        message = jsonbody.loads(frame)
+    except jsonbody.BadJson:
         return f"message is not JSON: {usage}"
     if not isinstance(message, dict) or not isinstance(message.get("task"), str):
         return usage

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import uvicorn
 
-from engine.backends.local import procs
-from engine.layout import Layout
+from engine.backends import local
+from engine.layout import Layout, keep_files_private, private_dir, tighten
 from engine.server.app import create_control_plane
 from engine.server.launch import ControlPlaneAddress
 from engine.state import ControlPlaneInfo
@@ -66,7 +66,7 @@ async def _serve(layout: Layout, spec_path: Path | None) -> None:
     app = create_control_plane(layout, ControlPlaneAddress(url, token), spec_path)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
     pid = os.getpid()
-    ControlPlaneInfo(url, pid, procs.process_start_time(pid) or 0, token).write(layout.dir)
+    ControlPlaneInfo(url, pid, local.start_time(pid) or 0, token).write(layout.dir)
 
     async def exit_on_destroy() -> None:
         await app.state.plane.shutdown.wait()
@@ -86,7 +86,10 @@ async def _serve(layout: Layout, spec_path: Path | None) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) not in (2, 3):
         raise SystemExit("usage: python -m engine.server STATE_DIR [SPEC]")
+    keep_files_private()  # everything it creates under .engine/, and what its children do
     layout = Layout.of(Path(argv[1]))
+    private_dir(layout.dir)
+    tighten(layout.dir)
     spec_path = Path(argv[2]) if len(argv) == 3 else None
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(layout, spec_path))

@@ -21,15 +21,17 @@ from typing import Any
 from fastapi import FastAPI
 
 from engine import __version__
+from engine.backends import local
 from engine.backends.base import Deployed, ProjectContext
 from engine.backends.local.backend import LocalBackend
+from engine.backends.local.launch import stopped_app_spec
 from engine.errors import EngineError
 from engine.events import ControlPlaneStatus, Status
 from engine.layout import Layout
 from engine.runs.api import make_router
 from engine.runs.runner import Runner
-from engine.runs.store import RunStore
-from engine.server.apply import PROJECT_FILE, Applier, stopped_app_spec
+from engine.runs.store import open_store
+from engine.server.apply import PROJECT_FILE, Applier
 from engine.server.console import make_console_router
 from engine.server.launch import ControlPlaneAddress
 from engine.server.routes import make_control_router
@@ -50,12 +52,12 @@ class ControlPlane:
         self.target = layout.target
         layout.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.state = State(layout.dir)
-        self.store = RunStore(layout.dir / "runs.db")
-        self.runner = Runner(self.store, layout.run_logs, api.url)
+        self.store = open_store("", layout.dir / "runs.db")
         context = ProjectContext(self.project, layout.root, api.url, api.token)
         applied = self._project().get("spec_path")
         spec = spec_path or (Path(applied) if applied else None)
         self.backend, self.executor = open_backend(layout, self.state, context, spec)
+        self.runner = Runner(self.store, self.executor, layout.run_logs, api.url)
         self.applier = Applier(
             layout, self.state, self.backend, self.runner, api, target=self.target
         )
@@ -141,7 +143,9 @@ class ControlPlane:
             self.state.delete_app(record.name)
         for name in list(self.state.tasks()):
             self.state.delete_task(name)
-        await self.runner.configure([])
+        await self.runner.configure([], {})
+        # What outlived its process group (a task's child that called setsid, say).
+        await asyncio.to_thread(local.stop_marked, self.layout)
         (self.layout.dir / PROJECT_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.layout.secret_files, ignore_errors=True)  # secrets granted as files
         self.shutdown.set()
@@ -161,8 +165,9 @@ def create_control_plane(
             yield
         finally:
             await plane.runner.stop()
+            await plane.executor.close()
             await plane.backend.close()
-            plane.store.close()
+            await plane.store.close()
             plane.state.close()
 
     app = FastAPI(

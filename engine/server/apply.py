@@ -3,8 +3,8 @@
 The plan decides what changes; this executor only dispatches on each step's action. A
 level's apps are handed to `Backend.deploy` together, once every app they depend on is
 healthy; an app that fails keeps its previous version serving, and the apps that depend
-on it are skipped. Every step is reported as an event dict, which the control plane
-streams to the CLI.
+on it are skipped. Every step is reported as a typed event (`engine.events`), which the
+control plane streams to the CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends.base import Backend, Deployed
-from engine.backends.local.supervisor import ProcessSpec
 from engine.compiler import Build, compile_spec
 from engine.errors import EngineError, SpecError
 from engine.events import (
@@ -33,8 +32,8 @@ from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
-from engine.server.launch import ControlPlaneAddress, task_config
-from engine.state import State
+from engine.server.launch import ControlPlaneAddress
+from engine.state import AppRecord, State
 from engine.units import Units, build_units
 
 Emit = Callable[[ApplyEvent], Awaitable[None]]
@@ -151,7 +150,11 @@ class Applier:
                 return False
             await emit(PlanEvent(plan.to_dict(), plan.render()))
             apply_id = self.state.begin_apply(plan.spec_sha256)
-            ok = await self._execute(prepared, environ, emit, health_timeout)
+            try:
+                ok = await self._execute(prepared, environ, emit, health_timeout)
+            except EngineError as exc:  # the target refused or could not be reached
+                await emit(ErrorEvent((str(exc),)))
+                ok = False
             (self.layout.dir / PROJECT_FILE).write_text(
                 json.dumps(
                     {"spec_path": str(spec_path), "project": plan.project, "target": self.target}
@@ -199,6 +202,8 @@ class Applier:
         for step in deletes:
             if step.kind == "task":
                 self.state.delete_task(step.name)
+            else:
+                self.state.delete_app(step.name)
             await emit(_step_event(step, "deleted"))
         await self.configure_tasks(prepared, environ, endpoints, emit)
         return not failed
@@ -213,9 +218,18 @@ class Applier:
         if result.url:
             endpoints[step.name] = result.url
         assert step.hash is not None
+        self._record(result)
         self.state.put_parts("app", step.name, step.hash, step.parts)
         await emit(_step_event(step, "running", url=result.url))
         return set()
+
+    def _record(self, result: Deployed) -> None:
+        """Record an app a cluster runs now; the local supervisor records its own (with
+        pids), so a record already at this hash is left alone."""
+        known = self.state.get_app(result.name)
+        if known is None or known.hash != result.hash:
+            state, url = str(result.state), result.url
+            self.state.put_app(AppRecord(result.name, result.hash, state, url=url))
 
     async def configure_tasks(
         self,
@@ -224,21 +238,9 @@ class Applier:
         endpoints: Mapping[str, str],
         emit: Emit | None = None,
     ) -> None:
-        """Give the runner every task of the spec, with its environment; record them."""
-        spec = prepared.build.spec
-        configs = [
-            task_config(
-                spec,
-                task,
-                layout=self.layout,
-                environ=environ,
-                secrets=prepared.secrets,
-                endpoints={d: endpoints[d] for d in task.depends_on if d in endpoints},
-                api=self.api,
-            )
-            for task in spec.tasks.values()
-        ]
-        await self.runner.configure(configs)
+        """Give the runner every task of the spec (its executor makes their environment,
+        given the apps' current `endpoints`); record them."""
+        await self.runner.configure(list(prepared.units.tasks.values()), endpoints)
         for step in prepared.plan.steps:
             if step.kind == "task" and step.hash is not None:
                 self.state.put_task(step.name, step.hash)
@@ -251,15 +253,3 @@ def _step_event(
     step: Step, status: str, *, url: str | None = None, error: str | None = None
 ) -> StepEvent:
     return StepEvent(step.kind, step.name, step.action, status, url, error)
-
-
-def stopped_app_spec(name: str, reason: str, record_hash: str, root: Path) -> ProcessSpec:
-    """A stand-in for an app that cannot be restarted: it exits at once, saying why."""
-    message = f"engine: cannot restart {name}: {reason}; run `engine apply` to start it again"
-    return ProcessSpec(
-        name=name,
-        argv=["/bin/sh", "-c", 'echo "$1" >&2; exit 1', "sh", message],
-        env={},
-        cwd=root,
-        hash=record_hash,
-    )

@@ -10,11 +10,11 @@ untrusted), and work without JavaScript; a small script only keeps a running run
 current by polling its `.json`. A Content-Security-Policy allows no inline script, so even
 a bug in escaping would not run injected code.
 
-Why no token for these GETs: the control plane listens on 127.0.0.1 only and a person opens
-the console in a browser, which cannot send the bearer token. What is shown is what the run
-store holds (no secrets are ever stored there) and the apps' public facts; nothing here
-reads the environment. Requests whose `Host` is not a loopback name are refused, so a web
-page using DNS rebinding cannot read the console from a person's browser.
+Every page but the static files asks for the console's credential: a cookie set by the
+one-time link that `engine apply` and `engine status` print, or the project's token as a
+bearer token (engine.server.console_auth). Other local users reach 127.0.0.1 too, and runs'
+inputs, outputs and logs are theirs to keep from them. Requests whose `Host` is not a
+loopback name are refused, so a web page using DNS rebinding cannot read the console.
 """
 
 from __future__ import annotations
@@ -26,20 +26,27 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jinja2
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from engine.runs.api import run_json
 from engine.runs.store import Run, RunStatus, RunStore
+from engine.server.console_auth import ConsoleLogin
 
 LOG_TAIL = 200 * 1024
 """The most of a run's log the console shows or sends at once, in bytes (the end of it)."""
 
 RUN_LIMIT = 50
 """How many runs the project page lists."""
+
+_SIGN_IN = (
+    "The console shows your project's runs to you only. Run `engine status` in the "
+    "project's folder and open the console link it prints (it works once)."
+)
 
 APP_STATES = ("starting", "running", "backoff", "stopped", "failed")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -71,10 +78,11 @@ def make_console_router(
     `apps()` is called on the event loop on each project page view (so it must be quick
     and must not block) and returns one dict per app with `name`, `state`, `url`, `port`,
     `pid`, `restarts` and, optionally, `description`. `token` is the project's API token,
-    kept for future write actions (which must POST it); no page shows it or needs it.
+    from which the console's sign-in is derived; no page shows it.
     """
-    del token  # page views need no token (see the module docstring); nothing writes yet
+    login = ConsoleLogin(token)
     router = APIRouter(dependencies=[Depends(_loopback_only)], include_in_schema=False)
+    router.include_router(login.router())
     static = {name: (_HERE / "static" / name).read_bytes() for name in _STATIC_TYPES}
     versions = {name: hashlib.sha256(data).hexdigest()[:12] for name, data in static.items()}
     env = _environment()
@@ -92,21 +100,31 @@ def make_console_router(
         )
         return HTMLResponse(html, code, headers=_HEADERS)
 
-    def runs_and_tasks(task: str, status: str) -> tuple[list[Run], list[str]]:
-        runs = store.list(task or None, RunStatus(status) if status else None, RUN_LIMIT)
-        tasks = {run.task for run in store.list(limit=500)} | ({task} - {""})
+    def signed_out(request: Request) -> Response | None:
+        """The answer to a request without the console's credential, or None."""
+        if login.signed_in(request):
+            return None
+        if request.url.path.endswith(".json"):
+            return JSONResponse({"detail": _SIGN_IN}, 401, headers=_HEADERS)
+        return page(request, "message.html", 401, title="Sign in to the console", message=_SIGN_IN)
+
+    async def runs_and_tasks(task: str, status: str) -> tuple[list[Run], list[str]]:
+        runs = await store.list_runs(task or None, RunStatus(status) if status else None, RUN_LIMIT)
+        tasks = {run.task for run in await store.list_runs(limit=500)} | ({task} - {""})
         return runs, sorted(tasks)
 
-    # `home` is async so that `apps()` runs on the event loop, which owns the supervisor's
-    # state; the store's blocking reads go to a worker thread, as in the sync routes below.
+    # The routes are async: `apps()` and the store are the event loop's; only reading a
+    # log file goes to a worker thread.
     @router.get("/", name="console_home", response_class=HTMLResponse)
-    async def home(request: Request, task: str = "", status: str = "") -> HTMLResponse:
+    async def home(request: Request, task: str = "", status: str = "") -> Response:
+        if denied := signed_out(request):
+            return denied
         if status and status not in _STATUSES:
             known = ", ".join(_STATUSES)
             message = f"There is no run status “{status}”. The statuses are: {known}."
             return page(request, "message.html", 400, title="Unknown status", message=message)
         app_rows = [_app_row(app) for app in apps()]
-        runs, tasks = await run_in_threadpool(runs_and_tasks, task, status)
+        runs, tasks = await runs_and_tasks(task, status)
         return page(
             request,
             "project.html",
@@ -120,24 +138,30 @@ def make_console_router(
         )
 
     @router.get("/runs/{run_id}.json", name="console_run_json")
-    def run_json(request: Request, run_id: str, log_from: int = 0) -> JSONResponse:
-        run = store.get(run_id)
+    async def run_data(
+        request: Request, run_id: str, log_from: Annotated[int, Query(ge=0)] = 0
+    ) -> Response:
+        if denied := signed_out(request):
+            return denied
+        run = await store.get(run_id)
         if run is None:
             raise HTTPException(404, f"no run {run_id!r}")
-        body = run.to_dict(str(request.base_url))
+        body = run_json(run, str(request.base_url))
         body["finished"] = run.finished
         body["max_attempts"] = run.max_attempts
         body["duration"] = _duration(run)
-        body["log"] = read_log_tail(run.log_path, log_from)
+        body["log"] = await run_in_threadpool(read_log_tail, run.log_path, log_from)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @router.get("/runs/{run_id}", name="console_run", response_class=HTMLResponse)
-    def run_page(request: Request, run_id: str) -> HTMLResponse:
-        run = store.get(run_id)
+    async def run_page(request: Request, run_id: str) -> Response:
+        if denied := signed_out(request):
+            return denied
+        run = await store.get(run_id)
         if run is None:
             message = f"There is no run “{run_id}” in {project()}. It may have been mistyped."
             return page(request, "message.html", 404, title="Run not found", message=message)
-        log = read_log_tail(run.log_path)
+        log = await run_in_threadpool(read_log_tail, run.log_path)
         return page(
             request,
             "run.html",

@@ -26,6 +26,8 @@ from pydantic import BaseModel, Field
 from engine.errors import EngineError, SpecError
 from engine.events import ApplyEvent, ErrorEvent, to_json
 from engine.runs.api import require_token
+from engine.server.guard import foreign_spec_problem
+from engine.tail import tail_lines
 
 if TYPE_CHECKING:
     from engine.server.app import ControlPlane
@@ -69,6 +71,8 @@ def make_control_router(plane: ControlPlane, token: str) -> APIRouter:
     @router.post("/plan", dependencies=guard, responses={422: {"description": "Bad spec."}})
     async def plan(request: SpecRequest) -> dict[str, Any]:
         """What apply would do now: the same planner, against the running system."""
+        if problem := foreign_spec_problem(plane.layout.root, request.spec_path):
+            raise HTTPException(403, problem)
         path, environ = Path(request.spec_path), request.environ
         try:
             prepared = await asyncio.to_thread(
@@ -83,6 +87,8 @@ def make_control_router(plane: ControlPlane, token: str) -> APIRouter:
     @router.post("/apply", dependencies=guard)
     async def apply(request: ApplyRequest) -> StreamingResponse:
         """Converge to a spec; the answer streams progress as JSON lines."""
+        if problem := foreign_spec_problem(plane.layout.root, request.spec_path):
+            raise HTTPException(403, problem)
         return StreamingResponse(_apply_events(plane, request), media_type="application/x-ndjson")
 
     @router.post("/destroy", dependencies=guard)
@@ -121,7 +127,7 @@ def _log_lines(
 ) -> AsyncIterator[str]:
     """The lines of app `name`'s log; 404 naming the apps there are."""
     if name == CONTROL_PLANE_LOG:
-        return _file_lines(plane.layout.control_plane_log, tail, follow)
+        return tail_lines(plane.layout.control_plane_log, tail, follow)
     if name not in known:
         names = ", ".join(sorted(known)) or "none"
         raise HTTPException(
@@ -130,18 +136,6 @@ def _log_lines(
             f"(and {CONTROL_PLANE_LOG!r} for the engine's own log)",
         )
     return plane.backend.logs(name, tail, follow)
-
-
-async def _file_lines(path: Path, tail: int, follow: bool) -> AsyncIterator[str]:
-    with path.open(errors="replace") as f:
-        for line in f.readlines()[-tail:] if tail > 0 else []:
-            yield line
-        while follow:
-            line = f.readline()
-            if line:
-                yield line
-            else:
-                await asyncio.sleep(0.2)
 
 
 async def _apply_events(plane: ControlPlane, request: ApplyRequest) -> AsyncIterator[bytes]:

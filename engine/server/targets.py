@@ -12,8 +12,9 @@ from engine.backends import backend_module
 from engine.backends.base import Backend, ProjectContext, TaskExecutor
 from engine.backends.local.backend import LocalBackend
 from engine.backends.local.environment import base_environment
+from engine.backends.local.tasks import LocalTaskExecutor
 from engine.errors import UsageError
-from engine.layout import LOCAL, Layout
+from engine.layout import LOCAL, MARKER_VARIABLE, Layout
 from engine.state import State
 
 
@@ -23,14 +24,16 @@ def open_backend(
     context: ProjectContext,
     spec_path: Path | None,
     environ: Mapping[str, str] = os.environ,
-) -> tuple[Backend, TaskExecutor | None]:
-    """The backend of `layout.target`, and its task executor (None: the local runner's).
+) -> tuple[Backend, TaskExecutor]:
+    """The backend of `layout.target`, and its task executor (the local one when the
+    backend brings none).
 
     A cluster target is read from its spec (`spec_path`, or the one last applied), with
     the secrets it names (a cluster token), from `environ`.
     """
     if layout.target == LOCAL:
-        return LocalBackend(context, layout, state, base_environment(environ)), None
+        backend = LocalBackend(context, layout, state, base_environment(environ))
+        return backend, local_task_executor(layout, context, environ)
     from engine.load import check_spec
     from engine.secrets import resolve_secrets
 
@@ -45,4 +48,12 @@ def open_backend(
     context = dataclasses.replace(context, project=spec.project)
     module: Any = backend_module(target.backend)
     backend, executor = module.create(target, context, layout.dir, resolve_secrets(spec, environ))
-    return backend, executor
+    return backend, executor or local_task_executor(layout, context, environ)
+
+
+def local_task_executor(
+    layout: Layout, context: ProjectContext, environ: Mapping[str, str]
+) -> LocalTaskExecutor:
+    """Task runs in worker processes on this machine, marked as the project's."""
+    base = {**base_environment(environ), MARKER_VARIABLE: layout.marker}
+    return LocalTaskExecutor(context, base, layout.run_logs, layout.secret_files)

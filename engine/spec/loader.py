@@ -83,6 +83,25 @@ def _mark(node: yaml.Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+MAX_VALUES = 100_000
+"""The most values (scalars, lists, mappings) a spec may hold once its aliases are expanded.
+
+A real spec holds hundreds. An alias bomb (`b: [*a, *a, ...]`, nested) composes into a few
+nodes that expand to billions of values: counting stops it before it takes the memory.
+"""
+
+MAX_ALIAS_TEXT = 10 * 1024 * 1024
+"""The most characters of text that aliases may repeat, all expansions together."""
+
+
+class AliasBomb(Exception):
+    """Raised when expanding aliases passes MAX_VALUES or MAX_ALIAS_TEXT."""
+
+    def __init__(self, path: JsonPath) -> None:
+        super().__init__(path)
+        self.path = path
+
+
 class _Builder:
     """Turns a composed YAML node graph into plain data, recording positions."""
 
@@ -91,8 +110,18 @@ class _Builder:
         self.errors: list[Diagnostic] = []
         self._constructor = yaml.SafeLoader("")
         self._active: set[int] = set()
+        self._built: set[int] = set()  # nodes built once: building one again is an alias
+        self._values = 0
+        self._alias_text = 0
 
     def build(self, node: yaml.Node, path: JsonPath) -> Any:
+        self._values += 1
+        again = id(node) in self._built
+        if again and isinstance(node, yaml.ScalarNode):
+            self._alias_text += len(node.value)
+        if self._values > MAX_VALUES or self._alias_text > MAX_ALIAS_TEXT:
+            raise AliasBomb(path)
+        self._built.add(id(node))
         self.doc.values[path] = _mark(node)
         if id(node) in self._active:
             self._error(node, path, "an alias refers to itself; YAML recursion is not allowed")
@@ -231,7 +260,10 @@ def load_text(text: str, file: str) -> Document:
         message = "the file is empty: a spec needs at least `version: 1` and `project: NAME`"
         raise SpecError([Diagnostic(file, 1, 1, "$", message)])
     builder = _Builder(doc)
-    doc.data = builder.build(nodes[0], ())
+    try:
+        doc.data = builder.build(nodes[0], ())
+    except AliasBomb as bomb:
+        raise SpecError([_alias_bomb_diagnostic(doc, bomb)]) from None
     if builder.errors:
         raise SpecError(builder.errors)
     if not isinstance(doc.data, dict):
@@ -242,6 +274,16 @@ def load_text(text: str, file: str) -> Document:
         )
         raise SpecError([doc.diagnostic((), message)])
     return doc
+
+
+def _alias_bomb_diagnostic(doc: Document, bomb: AliasBomb) -> Diagnostic:
+    """Positioned at the top-level value whose expansion crossed the limit."""
+    message = (
+        f"YAML aliases expand this spec past {MAX_VALUES:,} values or "
+        f"{MAX_ALIAS_TEXT // 1024 // 1024} MB of repeated text (an alias bomb?); "
+        "a spec needs far fewer: write the repeated parts out, or nest aliases less"
+    )
+    return doc.diagnostic(bomb.path[:1], message)
 
 
 def _syntax_diagnostic(file: str, text: str, exc: yaml.MarkedYAMLError) -> Diagnostic:

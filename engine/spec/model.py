@@ -168,6 +168,7 @@ class App:
     grants: tuple[Grant, ...] = ()
     auth: Auth | None = None
     health: str = HEALTH_PATH
+    allowed_hosts: tuple[str, ...] | None = None  # None: the runtime's default (loopback)
     routes: tuple[Route, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     websockets: tuple[WebSocket, ...] = ()

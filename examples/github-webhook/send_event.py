@@ -15,8 +15,16 @@ import urllib.error
 import urllib.request
 import uuid
 
+# The fields GitHub sends in every push (of the many it sends), as it sends them.
 PAYLOADS = {
-    "push": {"ref": "refs/heads/main", "after": "9fceb02d0ae598e95dc970b74767f19372d61af8"},
+    "push": {
+        "ref": "refs/heads/main",
+        "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "after": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "created": False,
+        "deleted": False,
+        "forced": False,
+    },
     "ping": {"zen": "Keep it logically awesome.", "hook_id": 1},
 }
 

@@ -2,7 +2,7 @@
 
 
 def deploy(
-    commit: str, ref: str, deleted: bool = False, delivery: str | None = None
+    commit: str, ref: str, deleted: bool | None = False, delivery: str | None = None
 ) -> dict[str, str | bool | None]:
     """Return the commit and ref a real deploy would roll out; nothing for a deletion."""
     if deleted:

@@ -31,7 +31,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
             spec = importlib.util.spec_from_file_location("gen_" + name, file)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            with TestClient(module.app) as client:
+            with TestClient(module.app, base_url="http://127.0.0.1") as client:
                 answer = client.get("/health")
             results[name] = [answer.status_code, answer.json(), module.app.title]
         print(json.dumps(results))

@@ -124,7 +124,7 @@ CHECK = r"""
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         out = results[n] = {}
-        with TestClient(module.app) as c:
+        with TestClient(module.app, base_url="http://127.0.0.1") as c:
             out["health"] = c.get(q(f"/health{p}")).json()
             out["description"] = c.get("/openapi.json").json()["info"]["description"]
             out["respond"] = c.get(q(f"/r{p}")).json()
@@ -145,7 +145,7 @@ CHECK = r"""
             }
             answer = c.post(q(f"/w{p}"), content=body, headers=headers)
             out["webhook"] = [answer.status_code, answer.json()]
-            with c.websocket_connect(q(f"/ws{p}")) as ws:
+            with c.websocket_connect("ws://127.0.0.1" + q(f"/ws{p}")) as ws:
                 ws.send_text("x")
                 out["websocket"] = ws.receive_text()
             out["static"] = c.get("/s/").text

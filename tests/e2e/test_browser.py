@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from engine.server.console_auth import console_link
 from tests.conftest import needs_chromium
 from tests.e2e.helpers import (
     RunApi,
@@ -78,7 +79,8 @@ def test_the_console_shows_the_app_and_a_webhook_started_run(
         assert RunApi(project).finished(run_id)["status"] == "succeeded"
         console = project.status()["control_plane"]["url"]
 
-        page.goto(console + "/")
+        page.goto(console_link(console, RunApi(project).headers["Authorization"][7:]))
+        expect(page).to_have_url(console + "/")
         expect(page.locator("tr[data-app=receiver] .badge")).to_have_text("running")
         row = page.locator(f"tr[data-run='{run_id}']")
         expect(row).to_contain_text("deploy")

@@ -502,3 +502,58 @@ def test_queued_runs_complete_after_the_control_plane_is_killed(
             assert run["outputs"] == run["inputs"]
         else:
             assert "worker lost" in run["error"]
+
+
+SLOW_SPEC = """version: 1
+project: e2e-adopt
+tasks:
+  slow:
+    handler: slow:slow
+    inputs: {marks: {type: string}}
+    retries: 2
+"""
+SLOW = """import os, time
+
+def slow(marks: str) -> dict:
+    with open(marks, "a") as f:
+        f.write(f"start {os.getpid()}\\n")
+    time.sleep(2)
+    with open(marks, "a") as f:
+        f.write(f"end {os.getpid()}\\n")
+    return {"pid": os.getpid()}
+"""
+
+
+def test_a_run_in_flight_at_a_control_plane_kill_9_ends_once_with_its_outputs(
+    engine_project: ProjectFactory,
+) -> None:
+    """Issue 12 item 2: the new control plane adopts the orphaned worker's result instead
+    of failing the run or running it again beside it (it has retries left to tempt it)."""
+    project = engine_project({"spec.yaml": SLOW_SPEC, "slow.py": SLOW})
+    project.ok("apply", "--timeout", HEALTH_TIMEOUT)
+    info = project.control_plane()
+    assert info is not None
+    headers = {"Authorization": f"Bearer {info['token']}"}
+    marks = project.root / "marks"
+    run = httpx.post(
+        f"{info['url']}/api/v1/runs",
+        json={"task": "slow", "inputs": {"marks": str(marks)}},
+        headers=headers,
+        timeout=10,
+        trust_env=False,
+    ).json()
+    project.wait_for(marks.exists, timeout=20)  # the attempt began: its handle is stored
+    os.kill(info["pid"], signal.SIGKILL)
+    project.wait_for(lambda: not procs.is_ours(info["pid"], info["start_time"]), timeout=10)
+
+    project.status()  # starts a new control plane, which reattaches the run
+    new = project.control_plane()
+    assert new is not None and new["pid"] != info["pid"]
+    url = f"{new['url']}/api/v1/runs/{run['id']}/wait"
+    done = httpx.get(url, params={"timeout": 30}, headers=headers, timeout=40, trust_env=False)
+    final = done.json()
+    pid = int(marks.read_text().split()[1])
+    assert (final["status"], final["attempts"], final["outputs"]) == (
+        "succeeded", 1, {"pid": pid},
+    )  # fmt: skip
+    assert marks.read_text() == f"start {pid}\nend {pid}\n"  # it ran once, never twice

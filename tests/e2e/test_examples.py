@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -300,6 +302,33 @@ class TestGithubWebhook:
             assert run["outputs"]["deployed"] == payload["after"]
             assert run["outputs"]["branch"] == payload["ref"].removeprefix("refs/heads/")
         assert api.settled("deploy") == before | {run["id"]}
+
+    def test_the_readmes_send_event_push_starts_a_deploy_that_succeeds(
+        self, project: EngineProject, hook: str
+    ) -> None:
+        """`python send_event.py "$URL" push`, as the README says (issue 12, item 4)."""
+        env = {**project.env, "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET}
+        done = subprocess.run(
+            [sys.executable, "send_event.py", hook, "push"],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        status, _, answer = done.stdout.partition(" ")
+        assert status == "202", done.stdout + done.stderr
+        run = RunApi(project).finished(json.loads(answer)["id"])
+        assert run["status"] == "succeeded", run
+        assert run["outputs"]["branch"] == "main"
+
+    def test_a_push_without_deleted_still_deploys(self, project: EngineProject, hook: str) -> None:
+        """A sender that omits `deleted` (null in the expression) gets the task's default."""
+        body = json.dumps({"ref": "refs/heads/main", "after": "a" * 40}).encode()
+        response = self.post(hook, "push", body)
+        assert response.status_code == 202, response.text
+        run = RunApi(project).finished(response.json()["id"])
+        assert (run["status"], run["outputs"]["deployed"]) == ("succeeded", "a" * 40), run
 
     def test_ping_answers_200_and_starts_nothing(self, project: EngineProject, hook: str) -> None:
         api = RunApi(project)

@@ -7,6 +7,9 @@ the app that depends on it keeps its process.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -14,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import EngineProject, ProjectFactory
+from tests.e2e.conftest import EngineProject, ProjectFactory, wait_for
 from tests.runtime.conftest import free_port
 
 pytestmark = pytest.mark.e2e
@@ -107,3 +110,40 @@ def test_the_control_plane_gets_only_the_variables_the_spec_references(
     app_environ = Path(f"/proc/{app_pid}/environ").read_bytes().split(b"\0")
     assert b"KEY=s" in app_environ and b"MODE=m" in app_environ  # what the spec reads arrives
     assert not [item for item in app_environ if b"leak-me-not" in item]
+
+
+def test_an_app_that_stops_answering_is_restarted(engine_project: ProjectFactory) -> None:
+    spec = "version: 1\nproject: wedged\napps:\n  api:\n"
+    spec += "    routes: [{method: GET, path: /, respond: {json: ok}}]\n"
+    project = engine_project({"spec.yaml": spec})
+    env = {**project.env, "ENGINE_HEALTH_INTERVAL": "0.3"}
+    project.ok("apply", "spec.yaml", env=env)
+    before = project.api_status()["apps"][0]
+    os.kill(before["pid"], signal.SIGSTOP)  # alive, but answering nothing
+    try:
+        after = project.wait_for(
+            lambda: next(
+                (a for a in project.api_status()["apps"] if a["pid"] not in (None, before["pid"])),
+                None,
+            ),
+            timeout=40,
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(before["pid"], signal.SIGCONT)
+    assert after["restarts"] >= 1
+    assert after["url"] == before["url"]
+    assert wait_for(lambda: httpx.get(after["url"], timeout=2).status_code == 200)
+    log = (project.engine_dir / "logs" / "api.log").read_text()
+    assert "did not answer its health check 3 times in a row; restarting it" in log
+
+
+def test_a_user_can_pin_the_control_planes_port(engine_project: ProjectFactory) -> None:
+    spec = "version: 1\nproject: pinned\napps:\n  api:\n"
+    spec += "    routes: [{method: GET, path: /, respond: {json: ok}}]\n"
+    project = engine_project({"spec.yaml": spec})
+    port = free_port()
+    env = {**project.env, "ENGINE_CONTROL_PLANE_PORT": str(port)}
+    result = project.ok("apply", "spec.yaml", env=env)
+    assert f"Console: http://127.0.0.1:{port}/" in result.stdout
+    assert project.api_status()["control_plane"]["url"] == f"http://127.0.0.1:{port}"

@@ -109,6 +109,9 @@ def test_the_transitions_are_exactly_these() -> None:
     S = AppState
     assert {(a.name, b.name) for a, targets in TRANSITIONS.items() for b in targets} == {
         ("STOPPED", "STARTING"),
+        ("RUNNING", "UNHEALTHY"),
+        ("UNHEALTHY", "BACKOFF"),
+        ("UNHEALTHY", "STOPPING"),
         ("STARTING", "RUNNING"),
         ("STARTING", "BACKOFF"),
         ("STARTING", "FAILED"),
@@ -403,18 +406,21 @@ def test_replace_keeps_the_old_version_serving_until_the_new_one_is_healthy(
             await supervisor.start(tiny(tmp_path))
             old = only(supervisor)
             old_record = supervisor.state.get_app("api")
-            new = tiny(tmp_path, version="2", args=["--boot-delay", "0.5"])
+            gate = tmp_path / "let-version-2-listen"
+            new = tiny(tmp_path, version="2", args=["--boot-gate", str(gate)], timeout=60)
             replacing = asyncio.create_task(supervisor.replace(new))
-            answers = []
+            # While the new version cannot be healthy, the old one answers every request.
+            answers = [await get(f"{old['url']}/") for _ in range(5)]
+            assert not replacing.done()
+            gate.touch()
             while not replacing.done():
                 try:
                     answers.append(await get(f"{old['url']}/"))
-                except httpx.ConnectError:  # only once the new one has taken over
-                    assert only(supervisor)["pid"] != old["pid"]
+                except httpx.TransportError:  # refused, or cut while stopping: both only
+                    assert only(supervisor)["pid"] != old["pid"]  # after the new one took over
                     break
                 await asyncio.sleep(0.05)
             await replacing
-            assert len(answers) >= 5
             assert {a["version"] for a in answers} == {"1"}
 
             status = only(supervisor)

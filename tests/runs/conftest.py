@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import textwrap
 from collections.abc import AsyncIterator, Callable
@@ -12,9 +13,12 @@ from typing import Any
 
 import pytest
 
+from engine.backends.base import Bundle, ProjectContext, TaskUnit
+from engine.backends.local.tasks import LocalTaskExecutor
 from engine.runs.inputs import input_schema
-from engine.runs.runner import Runner, TaskConfig
-from engine.runs.store import Run, RunStore
+from engine.runs.runner import Runner
+from engine.runs.store import Run
+from engine.runs.store.sqlite import SQLiteRunStore
 
 TASKS = '''
 import asyncio, os, pathlib, sys, time
@@ -83,6 +87,22 @@ def hang(pidfile):
 
 def not_json():
     return {1, 2}
+
+
+def noisy(kib):
+    line = "x" * 1023
+    for _ in range(kib):
+        print(line)
+    return kib
+
+
+def slow(marks, seconds):
+    with open(marks, "a") as f:
+        f.write(f"start {os.getpid()}\\n")
+    time.sleep(seconds)
+    with open(marks, "a") as f:
+        f.write(f"end {os.getpid()}\\n")
+    return {"slept": seconds}
 '''
 
 HELPER = """
@@ -102,41 +122,58 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def task(project: Path) -> Callable[..., TaskConfig]:
-    """Factory: the TaskConfig of `tasks:<function>` named `name`, in the project folder."""
+def task(project: Path) -> Callable[..., TaskUnit]:
+    """Factory: the TaskUnit of `tasks:<function>` named `name`, in the project folder."""
 
-    def make(name: str, function: str | None = None, **options: Any) -> TaskConfig:
+    def make(name: str, function: str | None = None, **options: Any) -> TaskUnit:
         inputs = options.pop("inputs", None)
-        env = {"PATH": os.environ.get("PATH", ""), **options.pop("env", {})}
         if inputs is not None:
             options["input_schema"] = input_schema(inputs)
         options.setdefault("concurrency", 1)
-        return TaskConfig(name, f"tasks:{function or name}", env, project, **options)
+        version = options.pop("hash", "v1")
+        bundle = Bundle(name, "task", version, project, ("tasks.py", "helper.py"))
+        return TaskUnit(name, version, f"tasks:{function or name}", bundle, **options)
 
     return make
 
 
+def executor(folder: Path, **options: Any) -> LocalTaskExecutor:
+    """A local executor for the project in `folder` (its API at http://cp)."""
+    context = ProjectContext("test", folder, "http://cp", "test-token")
+    base = {"PATH": os.environ.get("PATH", "")}
+    return LocalTaskExecutor(context, base, folder / "runs", folder / "secrets", **options)
+
+
 @asynccontextmanager
 async def running(
-    store_path: Path, tasks: list[TaskConfig], **options: Any
+    store_path: Path, tasks: list[TaskUnit], *, log_cap: int | None = None, **options: Any
 ) -> AsyncIterator[Runner]:
-    """A configured, started runner over the store at `store_path`; stopped on exit."""
-    store = RunStore(store_path)
-    runner = Runner(store, store_path.parent / "runs", "http://cp", **options)
+    """A configured, started runner over the store at `store_path`, running its tasks in
+    real local workers; stopped on exit."""
+    store = SQLiteRunStore(store_path)
+    caps = {} if log_cap is None else {"log_cap": log_cap}
+    workers = executor(store_path.parent, **caps)
+    runner = Runner(store, workers, store_path.parent / "runs", "http://cp", **options)
     try:
-        await runner.configure(tasks)
+        await runner.configure(tasks, {})
         await runner.start()
         yield runner
     finally:
         await runner.stop()
-        store.close()
+        await workers.close()
+        await store.close()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until `predicate()` holds; fails the test after `timeout` seconds."""
+async def until(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait until `predicate()` (or what it returns, if awaitable) holds; fails the test
+    after `timeout` seconds."""
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not await _value(predicate()):
             await asyncio.sleep(0.02)
+
+
+async def _value(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
 
 
 async def finished(runner: Runner, run: Run, timeout: float = 20.0) -> Run:

@@ -14,9 +14,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from engine.backends.base import TaskUnit
 from engine.runs.api import make_router
-from engine.runs.runner import Runner, TaskConfig
-from engine.runs.store import RunStore
+from engine.runs.runner import Runner
+from engine.runs.store.sqlite import SQLiteRunStore
+from tests.runs.conftest import executor
 
 TOKEN = "s3cret-token"
 N = 300  # concurrent submissions in the load test (bench/ submits 2,000)
@@ -25,22 +27,24 @@ N = 300  # concurrent submissions in the load test (bench/ submits 2,000)
 class Server:
     """A control plane with only the run API, served by uvicorn in a thread."""
 
-    def __init__(self, tmp_path: Path, tasks: list[TaskConfig]) -> None:
+    def __init__(self, tmp_path: Path, tasks: list[TaskUnit]) -> None:
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
         # without it every response waits ~40 ms for a delayed ACK.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        store = RunStore(tmp_path / ".engine" / "runs.db")
-        runner = Runner(store, tmp_path / ".engine" / "runs", self.url)
+        store = SQLiteRunStore(tmp_path / ".engine" / "runs.db")
+        workers = executor(tmp_path / ".engine")
+        runner = Runner(store, workers, tmp_path / ".engine" / "runs", self.url)
 
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            await runner.configure(tasks)
+            await runner.configure(tasks, {})
             await runner.start()
             yield
             await runner.stop()
-            store.close()
+            await workers.close()
+            await store.close()
 
         app = FastAPI(lifespan=lifespan)
         app.include_router(make_router(runner, store, token=TOKEN, base_url=self.url))
@@ -66,7 +70,7 @@ class Server:
 
 
 @pytest.fixture
-def api(tmp_path: Path, task: Callable[..., TaskConfig]) -> Iterator[httpx.Client]:
+def api(tmp_path: Path, task: Callable[..., TaskUnit]) -> Iterator[httpx.Client]:
     """A client of a real control plane serving tasks add, sleep and talk."""
     tasks = [
         task("add", inputs={"x": {"type": "integer"}, "y": {"type": "integer", "default": 1}}),
@@ -174,6 +178,24 @@ def test_logs_are_plain_text(api: httpx.Client) -> None:
     assert logs.text == "out: hi\nerr: hi\nfrom-child\n"
 
 
+def test_the_log_api_sends_a_range_and_the_size(api: httpx.Client) -> None:
+    run = api.post("/api/v1/runs", json={"task": "talk", "inputs": {"text": "hi"}}).json()
+    api.get(f"/api/v1/runs/{run['id']}/wait", params={"timeout": 20})
+    url = f"/api/v1/runs/{run['id']}/logs"
+
+    whole = api.get(url)
+    part = api.get(url, params={"offset": 5, "limit": 7})
+    tail = api.get(url, params={"offset": 16})
+    beyond = api.get(url, params={"offset": 1000})
+
+    assert whole.text == "out: hi\nerr: hi\nfrom-child\n"
+    assert whole.headers["x-log-size"] == str(len(whole.content))
+    assert (part.status_code, part.text, part.headers["x-log-size"]) == (200, "hi\nerr:", "27")
+    assert tail.text == "from-child\n"
+    assert (beyond.status_code, beyond.text) == (200, "")
+    assert api.get(url, params={"offset": -1}).status_code == 422
+
+
 @pytest.mark.parametrize(
     ("headers", "status"),
     [({}, 401), ({"Authorization": "Basic abc"}, 401), ({"Authorization": "Bearer wrong"}, 403)],
@@ -185,12 +207,13 @@ def test_the_token_is_required(api: httpx.Client, headers: dict[str, str], statu
         assert client.post("/api/v1/runs", json={"task": "add"}).status_code == status
 
 
-def test_openapi_documents_the_run_api(tmp_path: Path, task: Callable[..., TaskConfig]) -> None:
-    store = RunStore(tmp_path / "runs.db")
+def test_openapi_documents_the_run_api(tmp_path: Path, task: Callable[..., TaskUnit]) -> None:
+    store = SQLiteRunStore(tmp_path / "runs.db")
     app = FastAPI()
-    app.include_router(make_router(Runner(store, tmp_path), store, token=TOKEN, base_url=""))
+    runner = Runner(store, executor(tmp_path), tmp_path)
+    app.include_router(make_router(runner, store, token=TOKEN, base_url=""))
     schema = app.openapi()
-    store.close()
+    asyncio.run(store.close())
     paths = schema["paths"]
     assert sorted(paths) == [
         "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/cancel",

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from engine.backends.base import NewRun, Run, RunStore, TaskUnit
 from engine.errors import RunInputError
 from engine.runs.errors import UnknownTaskError
-from engine.runs.runner import WORKER_LOST, TaskConfig
-from engine.runs.store import RunStatus, RunStore
+from engine.runs.runner import WORKER_LOST
+from engine.runs.store import RunStatus
+from engine.runs.store.sqlite import SQLiteRunStore
 from tests.runs.conftest import finished, running, until
 
-Task = Callable[..., TaskConfig]
+Task = Callable[..., TaskUnit]
 
 
 def test_success_with_outputs_sync_async_and_sibling_import(tmp_path: Path, task: Task) -> None:
@@ -26,14 +28,14 @@ def test_success_with_outputs_sync_async_and_sibling_import(tmp_path: Path, task
 
     async def scenario() -> None:
         async with running(tmp_path / "runs.db", tasks) as runner:
-            add = await finished(runner, await runner.submit("add", {"x": 41}))
+            add = await finished(runner, (await runner.submit("add", {"x": 41})).run)
             assert (add.status, add.outputs, add.inputs, add.attempts) == (
                 "succeeded", {"sum": 42}, {"x": 41, "y": 1}, 1,
             )  # fmt: skip
             assert add.error is None and add.started_at <= add.finished_at
-            aadd = await finished(runner, await runner.submit("add-async", {"x": 1}))
+            aadd = await finished(runner, (await runner.submit("add-async", {"x": 1})).run)
             assert (aadd.status, aadd.outputs) == ("succeeded", {"sum": 2})
-            sibling = await finished(runner, await runner.submit("sibling", {"x": 21}))
+            sibling = await finished(runner, (await runner.submit("sibling", {"x": 21})).run)
             assert (sibling.status, sibling.outputs) == ("succeeded", 42)
 
     asyncio.run(scenario())
@@ -48,7 +50,7 @@ def test_unknown_task_and_bad_inputs_are_refused_before_storing(tmp_path: Path, 
             with pytest.raises(RunInputError) as bad:
                 await runner.submit("add", {})
             assert (bad.value.field, bad.value.message) == ("x", "'x' is a required property")
-            assert runner.store.list() == []
+            assert await runner.store.list_runs() == []
 
     asyncio.run(scenario())
 
@@ -58,11 +60,11 @@ def test_failing_task_fails_with_type_and_message_and_traceback_in_log(
 ) -> None:
     async def scenario() -> None:
         async with running(tmp_path / "runs.db", [task("fail"), task("not-json", "not_json")]) as r:
-            run = await finished(r, await r.submit("fail", {"message": "it broke"}))
+            run = await finished(r, (await r.submit("fail", {"message": "it broke"})).run)
             assert (run.status, run.error, run.attempts) == ("failed", "ValueError: it broke", 1)
             log = Path(run.log_path).read_text()
             assert "Traceback (most recent call last)" in log and "it broke" in log
-            bad = await finished(r, await r.submit("not-json", {}))
+            bad = await finished(r, (await r.submit("not-json", {})).run)
             assert bad.status == "failed"
             assert bad.error == (
                 "outputs are not JSON-serialisable: Object of type set is not JSON serializable"
@@ -77,7 +79,9 @@ def test_retries_happen_exactly_the_configured_number_of_times(tmp_path: Path, t
     async def scenario() -> None:
         tasks = [task("flaky", "count_and_fail", retries=2)]
         async with running(tmp_path / "runs.db", tasks, retry_delay=0.05) as runner:
-            run = await finished(runner, await runner.submit("flaky", {"counter": str(counter)}))
+            run = await finished(
+                runner, (await runner.submit("flaky", {"counter": str(counter)})).run
+            )
             assert (run.status, run.attempts, run.error) == ("failed", 3, "RuntimeError: again")
 
     asyncio.run(scenario())
@@ -88,11 +92,11 @@ def test_timeout_ends_the_worker_and_the_pool_recovers(tmp_path: Path, task: Tas
     async def scenario() -> None:
         tasks = [task("sleep", timeout=0.3, retries=3)]
         async with running(tmp_path / "runs.db", tasks) as runner:
-            slow = await finished(runner, await runner.submit("sleep", {"seconds": 30}))
+            slow = await finished(runner, (await runner.submit("sleep", {"seconds": 30})).run)
             assert (slow.status, slow.error, slow.attempts) == (
                 "timed_out", "timed out after 0.3 s", 1,
             )  # fmt: skip
-            quick = await finished(runner, await runner.submit("sleep", {"seconds": 0}))
+            quick = await finished(runner, (await runner.submit("sleep", {"seconds": 0})).run)
             assert (quick.status, quick.outputs) == ("succeeded", 0)
 
     asyncio.run(scenario())
@@ -116,14 +120,14 @@ def test_a_worker_killed_mid_run_is_never_lost(
         tasks = [task("die", "die_once", retries=retries), task("add")]
         async with running(tmp_path / "runs.db", tasks, retry_delay=0.05) as runner:
             inputs = {"marker": str(marker), "pidfile": str(pidfile)}
-            run = await runner.submit("die", inputs)
+            run = (await runner.submit("die", inputs)).run
             await until(pidfile.exists)
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
             run = await finished(runner, run)
             assert (run.status, run.attempts, run.outputs, run.error) == (
                 status, attempts, outputs, error,
             )  # fmt: skip
-            after = await finished(runner, await runner.submit("die", inputs))
+            after = await finished(runner, (await runner.submit("die", inputs)).run)
             assert (after.status, after.outputs) == ("succeeded", "second")
 
     asyncio.run(scenario())
@@ -134,8 +138,8 @@ def test_cancel_a_queued_and_a_running_run(tmp_path: Path, task: Task) -> None:
 
     async def scenario() -> None:
         async with running(tmp_path / "runs.db", [task("hang"), task("add")]) as runner:
-            busy = await runner.submit("hang", {"pidfile": str(pidfile)})
-            waiting = await runner.submit("hang", {"pidfile": str(pidfile)})
+            busy = (await runner.submit("hang", {"pidfile": str(pidfile)})).run
+            waiting = (await runner.submit("hang", {"pidfile": str(pidfile)})).run
             await until(pidfile.exists)
             queued = await runner.cancel(waiting.id)
             assert (queued.status, queued.attempts) == ("cancelled", 0)
@@ -144,7 +148,7 @@ def test_cancel_a_queued_and_a_running_run(tmp_path: Path, task: Task) -> None:
             await until(lambda: not _alive(int(pidfile.read_text())))
             assert (await runner.cancel(busy.id)).status == "cancelled"
             assert (await runner.wait(busy.id, 1)).status == "cancelled"
-            ok = await finished(runner, await runner.submit("add", {"x": 1}))
+            ok = await finished(runner, (await runner.submit("add", {"x": 1})).run)
             assert ok.status == "succeeded"
 
     asyncio.run(scenario())
@@ -153,7 +157,7 @@ def test_cancel_a_queued_and_a_running_run(tmp_path: Path, task: Task) -> None:
 def test_stdout_stderr_and_child_output_go_to_the_run_log(tmp_path: Path, task: Task) -> None:
     async def scenario() -> None:
         async with running(tmp_path / "runs.db", [task("talk")]) as runner:
-            run = await finished(runner, await runner.submit("talk", {"text": "hello"}))
+            run = await finished(runner, (await runner.submit("talk", {"text": "hello"})).run)
             assert run.outputs == "hello"
             assert Path(run.log_path).read_text() == "out: hello\nerr: hello\nfrom-child\n"
 
@@ -171,14 +175,14 @@ def test_each_task_sees_only_its_own_environment(
             outputs, ids = {}, {}
             for name, var in [("a", "SECRET_A"), ("b", "SECRET_A"), ("a", "USER_SECRET"),
                               ("a", "ENGINE_RUN_ID"), ("a", "PYTHONPATH")]:  # fmt: skip
-                run = await finished(runner, await runner.submit(name, {"name": var}))
+                run = await finished(runner, (await runner.submit(name, {"name": var})).run)
                 outputs[name, var] = run.outputs
                 ids[name, var] = run.id
             assert outputs["a", "SECRET_A"] == "a-value"
             assert outputs["b", "SECRET_A"] is None
             assert outputs["a", "USER_SECRET"] is None
             assert outputs["a", "ENGINE_RUN_ID"] == ids["a", "ENGINE_RUN_ID"]
-            assert outputs["a", "PYTHONPATH"].split(os.pathsep)[0] == str(task("a").cwd)
+            assert outputs["a", "PYTHONPATH"].split(os.pathsep)[0] == str(task("a").bundle.root)
 
     asyncio.run(scenario())
 
@@ -189,38 +193,41 @@ def test_a_new_runner_over_the_same_store_completes_queued_runs(tmp_path: Path, 
 
     async def first() -> list[str]:
         async with running(db, tasks) as runner:
-            runs = [await runner.submit("sleep", {"seconds": 0.5}) for _ in range(4)]
-            await until(lambda: runner.store.get(runs[0].id).status == "running")
+            runs = [(await runner.submit("sleep", {"seconds": 0.5})).run for _ in range(4)]
+            await until(lambda: _status(runner.store, runs[0].id, "running"))
             return [run.id for run in runs]
 
     async def second(ids: list[str]) -> None:
         async with running(db, tasks) as runner:
-            done = [await finished(runner, runner.get(run_id)) for run_id in ids]
+            done = [await finished(runner, await runner.get(run_id)) for run_id in ids]
             assert [(r.status, r.attempts) for r in done] == [
                 ("succeeded", 2), ("succeeded", 1), ("succeeded", 1), ("succeeded", 1),
             ]  # fmt: skip
 
     ids = asyncio.run(first())
-    store = RunStore(db)
-    assert [store.get(i).status for i in ids] == ["running", "queued", "queued", "queued"]
-    store.close()
+    assert asyncio.run(_statuses(db, ids)) == ["running", "queued", "queued", "queued"]
     asyncio.run(second(ids))
 
 
 def test_runs_running_at_a_crash_are_retried_or_failed(tmp_path: Path, task: Task) -> None:
     db = tmp_path / "runs.db"
-    store = RunStore(db)
-    retried = store.create("add", {"x": 1}, max_attempts=2, logs_dir=tmp_path)
-    lost = store.create("add", {"x": 2}, max_attempts=1, logs_dir=tmp_path)
-    for run in (retried, lost):
-        store.start_attempt(run.id)
-    store.close()
+
+    async def crashed() -> list[Run]:
+        store = SQLiteRunStore(db)
+        items = [NewRun("add", {"x": 1}, max_attempts=2), NewRun("add", {"x": 2})]
+        runs = [c.run for c in await store.create_many(items, logs_dir=tmp_path)]
+        for run in runs:
+            await store.start_attempt(run.id)
+        await store.close()
+        return runs
+
+    retried, lost = asyncio.run(crashed())
 
     async def scenario() -> None:
         async with running(db, [task("add")]) as runner:
             again = await finished(runner, retried)
             assert (again.status, again.attempts, again.outputs) == ("succeeded", 2, {"sum": 2})
-            failed = runner.get(lost.id)
+            failed = await runner.get(lost.id)
             assert (failed.status, failed.attempts, failed.error) == ("failed", 1, WORKER_LOST)
 
     asyncio.run(scenario())
@@ -231,13 +238,13 @@ def test_reconfigure_replaces_changed_pools_and_fails_runs_of_removed_tasks(
 ) -> None:
     async def scenario() -> None:
         async with running(tmp_path / "runs.db", [task("a", "env"), task("sleep")]) as runner:
-            blocker = await runner.submit("sleep", {"seconds": 0.5})
-            orphan = await runner.submit("sleep", {"seconds": 0})
-            await runner.configure([task("a", "env", env={"V": "2"})])
+            blocker = (await runner.submit("sleep", {"seconds": 0.5})).run
+            orphan = (await runner.submit("sleep", {"seconds": 0})).run
+            await runner.configure([task("a", "env", env={"V": "2"})], {})
             assert (await finished(runner, blocker)).status == "succeeded"
-            gone = runner.get(orphan.id)
+            gone = await runner.get(orphan.id)
             assert (gone.status, gone.error) == ("failed", "task 'sleep' was removed")
-            run = await finished(runner, await runner.submit("a", {"name": "V"}))
+            run = await finished(runner, (await runner.submit("a", {"name": "V"})).run)
             assert run.outputs == "2"
 
     asyncio.run(scenario())
@@ -246,7 +253,7 @@ def test_reconfigure_replaces_changed_pools_and_fails_runs_of_removed_tasks(
 def test_a_handler_that_cannot_be_imported_fails_its_runs(tmp_path: Path, task: Task) -> None:
     async def scenario() -> None:
         async with running(tmp_path / "runs.db", [task("missing")]) as runner:
-            run = await finished(runner, await runner.submit("missing", {}))
+            run = await finished(runner, (await runner.submit("missing", {})).run)
             assert run.status == "failed"
             assert run.error == (
                 "cannot import tasks:missing: AttributeError: module 'tasks' has no attribute"
@@ -259,12 +266,24 @@ def test_a_handler_that_cannot_be_imported_fails_its_runs(tmp_path: Path, task: 
 def test_subscribe_yields_each_state_until_final(tmp_path: Path, task: Task) -> None:
     async def scenario() -> None:
         async with running(tmp_path / "runs.db", [task("sleep")]) as runner:
-            run = await runner.submit("sleep", {"seconds": 0.2})
+            run = (await runner.submit("sleep", {"seconds": 0.2})).run
             seen = [change.status async for change in runner.subscribe(run.id)]
             assert seen[-1] == RunStatus.SUCCEEDED
             assert seen in (["queued", "running", "succeeded"], ["running", "succeeded"])
 
     asyncio.run(scenario())
+
+
+async def _status(store: RunStore, run_id: str, status: str) -> bool:
+    run = await store.get(run_id)
+    return run is not None and run.status == status
+
+
+async def _statuses(db: Path, ids: list[str]) -> list[str]:
+    store = SQLiteRunStore(db)
+    runs = [await store.get(i) for i in ids]
+    await store.close()
+    return [run.status if run else "missing" for run in runs]
 
 
 def _alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -28,9 +29,23 @@ from starlette.responses import StreamingResponse
 with warnings.catch_warnings():
     # Starlette asks for httpx2; the project pins httpx, which still works.
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
+    from fastapi.testclient import TestClient as _TestClient
 
 __all__ = ["TestClient"]
+
+
+class TestClient(_TestClient):
+    """Starlette's TestClient, addressed as 127.0.0.1: generated apps answer loopback hosts."""
+
+    __test__ = False
+
+    def __init__(self, app: Any, base_url: str = "http://127.0.0.1", **kwargs: Any) -> None:
+        super().__init__(app, base_url=base_url, **kwargs)
+
+    def websocket_connect(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        """Starlette joins WebSocket paths to ws://testserver whatever the base URL."""
+        return super().websocket_connect(urljoin("ws://127.0.0.1", url), *args, **kwargs)
+
 
 REPO = Path(__file__).resolve().parents[2]
 FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -218,7 +233,9 @@ def process_server(
     """
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(source: str, env: dict[str, str] | None = None) -> ProcessServer:
+    def start(
+        source: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> ProcessServer:
         folder = tmp_path_factory.mktemp("app")
         (folder / "app.py").write_text(source)
         port = free_port()
@@ -240,6 +257,7 @@ def process_server(
                     str(port),
                     "--log-level",
                     "warning",
+                    *args,
                 ],
                 cwd=folder,
                 env=environ,

@@ -150,7 +150,9 @@ def test_bad_body_is_422(
 ) -> None:
     body = {"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}}
     client = make_client(async_echo, method="POST", path="/hello/{name}", body=body)
-    response = client.post("/hello/ada", content=content)
+    response = client.post(
+        "/hello/ada", content=content, headers={"Content-Type": "application/json"}
+    )
     assert (response.status_code, response.json()) == (422, {"detail": [error]})
 
 

@@ -58,7 +58,11 @@ def test_forwards_path_params_query_body_and_headers(
     make_client: Callable[..., TestClient],
 ) -> None:
     client = make_client(method="POST", path="/api/{name}", target_path="/items/{name}")
-    response = client.post("/api/a%20b?q=1&q=2", content=b'{"k": 1}', headers={"X-Custom": "c"})
+    response = client.post(
+        "/api/a%20b?q=1&q=2",
+        content=b'{"k": 1}',
+        headers={"X-Custom": "c", "Content-Type": "application/json"},
+    )
     assert response.status_code == 201
     assert response.headers["x-upstream"] == "yes"
     assert response.headers["content-type"] == "application/json"

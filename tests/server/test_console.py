@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from engine.runs.store import Run, RunStatus, RunStore
+from engine.runs.api import run_json
+from engine.runs.store import NewRun, Run, RunStatus
+from engine.runs.store.sqlite import SQLiteRunStore
 from engine.server.console import LOG_TAIL, format_duration, make_console_router, read_log_tail
+from engine.server.console_auth import console_link
 from tests.conftest import needs_chromium
 
 TOKEN = "tok-console-must-never-show-this"
@@ -54,9 +59,41 @@ def logs_dir(tmp_path: Path) -> Path:
     return path
 
 
+T = TypeVar("T")
+
+
+class SyncStore:
+    """The run store driven from the test's thread (the console's server has its loop)."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = SQLiteRunStore(path)
+        self._thread = ThreadPoolExecutor(1)  # its own loop: a browser test runs one here
+
+    def call(self, step: Coroutine[Any, Any, T]) -> T:
+        return self._thread.submit(asyncio.run, step).result()
+
+    def close(self) -> None:
+        self.call(self.store.close())
+        self._thread.shutdown()
+
+    def create(
+        self, task: str, inputs: dict[str, Any], *, max_attempts: int = 1,
+        logs_dir: Path | None = None,
+    ) -> Run:  # fmt: skip
+        items = [NewRun(task, inputs, max_attempts)]
+        return self.call(self.store.create_many(items, logs_dir=logs_dir))[0].run
+
+    def start_attempt(self, run_id: str) -> Run | None:
+        return self.call(self.store.start_attempt(run_id))
+
+    def finish(self, run_id: str, status: RunStatus, **result: Any) -> Run | None:
+        either = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+        return self.call(self.store.finish(run_id, status, expect=either, **result))
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunStore]:
-    store = RunStore(tmp_path / ".engine" / "runs.db")
+def store(tmp_path: Path) -> Iterator[SyncStore]:
+    store = SyncStore(tmp_path / ".engine" / "runs.db")
     yield store
     store.close()
 
@@ -86,11 +123,11 @@ def apps() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def console(store: RunStore, apps: list[dict[str, Any]]) -> Iterator[str]:
+def console(store: SyncStore, apps: list[dict[str, Any]]) -> Iterator[str]:
     """The base URL of a control plane serving only the console."""
     app = FastAPI()
     router = make_console_router(
-        project=lambda: "shop", apps=lambda: apps, store=store, token=TOKEN
+        project=lambda: "shop", apps=lambda: apps, store=store.store, token=TOKEN
     )
     app.include_router(router)
     with serve(app) as url:
@@ -105,13 +142,17 @@ def tls() -> ssl.SSLContext:
 
 @pytest.fixture
 def client(console: str, tls: ssl.SSLContext) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=console, timeout=10, verify=tls) as client:
+    """A client that sends the project's token, as scripts do (browsers use the cookie)."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=console, timeout=10, verify=tls, headers=auth) as client:
         yield client
 
 
-def finished(store: RunStore, run: Run, status: RunStatus, **result: Any) -> Run:
+def finished(store: SyncStore, run: Run, status: RunStatus, **result: Any) -> Run:
     store.start_attempt(run.id)
-    return store.finish(run.id, status, **result)
+    done = store.finish(run.id, status, **result)
+    assert done is not None
+    return done
 
 
 def run_ids(html: str) -> list[str]:
@@ -162,7 +203,7 @@ def test_a_project_without_apps_or_runs_says_so(
 
 
 def test_runs_are_listed_newest_first_linking_to_their_pages(
-    client: httpx.Client, store: RunStore
+    client: httpx.Client, store: SyncStore
 ) -> None:
     first = finished(store, store.create("add", {"x": 1}), RunStatus.SUCCEEDED, outputs=2)
     second = store.create("report", {})
@@ -189,7 +230,7 @@ def test_runs_are_listed_newest_first_linking_to_their_pages(
     ids=["none", "task", "status", "both", "empty-values", "no-match"],
 )
 def test_runs_filter_by_task_and_status(
-    client: httpx.Client, store: RunStore, query: str, expected: list[str]
+    client: httpx.Client, store: SyncStore, query: str, expected: list[str]
 ) -> None:
     names = {
         finished(store, store.create("add", {}), RunStatus.SUCCEEDED).id: "s-add",
@@ -205,7 +246,7 @@ def test_runs_filter_by_task_and_status(
         assert "No runs match these filters." in response.text
 
 
-def test_the_filter_form_keeps_the_chosen_values(client: httpx.Client, store: RunStore) -> None:
+def test_the_filter_form_keeps_the_chosen_values(client: httpx.Client, store: SyncStore) -> None:
     store.create("add", {})
     store.create("report", {})
 
@@ -228,7 +269,7 @@ def test_an_unknown_status_filter_gets_a_friendly_400(client: httpx.Client) -> N
 # The run page
 
 
-def test_run_page_shows_the_run(client: httpx.Client, store: RunStore, logs_dir: Path) -> None:
+def test_run_page_shows_the_run(client: httpx.Client, store: SyncStore, logs_dir: Path) -> None:
     run = store.create("add", {"x": 41}, max_attempts=3, logs_dir=logs_dir)
     Path(run.log_path or "").write_text("adding one\n")
     finished(store, run, RunStatus.SUCCEEDED, outputs={"y": 42})
@@ -249,7 +290,7 @@ def test_run_page_shows_the_run(client: httpx.Client, store: RunStore, logs_dir:
     assert "console.js" not in html  # a final run's page does not poll
 
 
-def test_a_failed_run_shows_its_error(client: httpx.Client, store: RunStore) -> None:
+def test_a_failed_run_shows_its_error(client: httpx.Client, store: SyncStore) -> None:
     run = finished(store, store.create("add", {}), RunStatus.FAILED, error="ValueError: boom")
 
     html = client.get(f"/runs/{run.id}").text
@@ -261,7 +302,7 @@ def test_a_failed_run_shows_its_error(client: httpx.Client, store: RunStore) -> 
 
 
 def test_a_live_run_page_loads_the_script_and_refreshes_without_it(
-    client: httpx.Client, store: RunStore
+    client: httpx.Client, store: SyncStore
 ) -> None:
     run = store.create("add", {})
     store.start_attempt(run.id)
@@ -275,7 +316,7 @@ def test_a_live_run_page_loads_the_script_and_refreshes_without_it(
 
 
 def test_untrusted_run_data_is_escaped(
-    client: httpx.Client, store: RunStore, logs_dir: Path
+    client: httpx.Client, store: SyncStore, logs_dir: Path
 ) -> None:
     run = store.create("add", {"x": SCRIPT}, logs_dir=logs_dir)
     Path(run.log_path or "").write_text(f"{SCRIPT}\n")
@@ -298,7 +339,7 @@ def test_an_unknown_run_gets_a_friendly_404_page(client: httpx.Client) -> None:
 
 
 def test_a_long_log_shows_only_its_last_200_kb(
-    client: httpx.Client, store: RunStore, logs_dir: Path
+    client: httpx.Client, store: SyncStore, logs_dir: Path
 ) -> None:
     run = store.create("add", {}, logs_dir=logs_dir)
     lines = [f"line {i:06d}\n" for i in range(40_000)]  # 480 KB
@@ -319,7 +360,7 @@ def test_a_long_log_shows_only_its_last_200_kb(
 
 
 def test_run_json_is_the_run_api_shape_plus_the_log(
-    client: httpx.Client, console: str, store: RunStore, logs_dir: Path
+    client: httpx.Client, console: str, store: SyncStore, logs_dir: Path
 ) -> None:
     run = store.create("add", {"x": 1}, logs_dir=logs_dir)
     Path(run.log_path or "").write_text("one\ntwo\n")
@@ -331,7 +372,7 @@ def test_run_json_is_the_run_api_shape_plus_the_log(
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert body == {
-        **run.to_dict(console),
+        **run_json(run, console),
         "finished": True,
         "max_attempts": 1,
         "duration": body["duration"],
@@ -342,7 +383,7 @@ def test_run_json_is_the_run_api_shape_plus_the_log(
 
 
 def test_run_json_sends_the_log_from_an_offset(
-    client: httpx.Client, store: RunStore, logs_dir: Path
+    client: httpx.Client, store: SyncStore, logs_dir: Path
 ) -> None:
     run = store.create("add", {}, logs_dir=logs_dir)
     Path(run.log_path or "").write_text("one\ntwo\n")
@@ -362,7 +403,7 @@ def test_run_json_of_an_unknown_run_is_404(client: httpx.Client) -> None:
 # Access
 
 
-def test_pages_need_no_token_and_never_show_it(client: httpx.Client, store: RunStore) -> None:
+def test_pages_never_show_the_token(client: httpx.Client, store: SyncStore) -> None:
     run = store.create("add", {})
 
     for path in ["/", f"/runs/{run.id}", f"/runs/{run.id}.json", "/runs/nope"]:
@@ -475,7 +516,7 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.browser
 @needs_chromium
 def test_a_person_opens_a_run_from_the_project_page(
-    page: Any, console: str, store: RunStore, logs_dir: Path, tmp_path: Path
+    page: Any, console: str, store: SyncStore, logs_dir: Path, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
@@ -484,7 +525,7 @@ def test_a_person_opens_a_run_from_the_project_page(
     finished(store, run, RunStatus.SUCCEEDED, outputs={"y": 42})
     finished(store, store.create("report", {}), RunStatus.FAILED, error="boom")
 
-    page.goto(console)
+    page.goto(console_link(console, TOKEN))
     expect(page).to_have_title("shop · engine")
     expect(page.locator("tr[data-app=api] .badge")).to_have_text("running")
     page.screenshot(path=str(tmp_path / "project.png"), full_page=True)
@@ -511,7 +552,7 @@ def test_a_person_opens_a_run_from_the_project_page(
 def test_a_running_run_page_follows_the_run_without_reloading(
     page: Any,
     console: str,
-    store: RunStore,
+    store: SyncStore,
     logs_dir: Path,
     status: RunStatus,
     result: dict[str, Any],
@@ -525,6 +566,7 @@ def test_a_running_run_page_follows_the_run_without_reloading(
     log.write_text("starting\n")
     store.start_attempt(run.id)
 
+    page.goto(console_link(console, TOKEN))
     page.goto(f"{console}/runs/{run.id}")
     expect(page.locator("#status")).to_have_text("running")
     expect(page.locator("#log")).to_have_text("starting\n")

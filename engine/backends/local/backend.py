@@ -9,6 +9,7 @@ port; without a fixed `port:` its URL changes when it is replaced, and the plann
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -19,8 +20,19 @@ from engine.backends.local.supervisor import ProcessSpec, Supervisor
 from engine.errors import ApplyError
 from engine.layout import Layout
 from engine.state import AppRecord, State
+from engine.tail import tail_lines
 
-_FOLLOW_INTERVAL = 0.2
+HEALTH_INTERVAL_VARIABLE = "ENGINE_HEALTH_INTERVAL"
+"""Seconds between the health probes of a running app (default 5; three failures in a row
+and the app is restarted)."""
+
+
+def health_interval(environ: Mapping[str, str] = os.environ) -> float:
+    """The probe interval the control plane was started with."""
+    try:
+        return max(0.1, float(environ.get(HEALTH_INTERVAL_VARIABLE, "5")))
+    except ValueError:
+        return 5.0
 
 
 class LocalBackend:
@@ -40,7 +52,9 @@ class LocalBackend:
         self.context = context
         self.layout = layout
         self.base_env = dict(base_env)
-        self.supervisor = supervisor or Supervisor(state, layout.logs)
+        self.supervisor = supervisor or Supervisor(
+            state, layout.logs, health_interval=health_interval()
+        )
 
     async def observe(self) -> dict[str, Deployed]:
         """Every supervised app as it runs now."""
@@ -106,20 +120,9 @@ class LocalBackend:
         """Stop every app (destroy)."""
         await self.supervisor.stop_all()
 
-    async def logs(self, name: str, tail: int = 100, follow: bool = False) -> AsyncIterator[str]:
+    def logs(self, name: str, tail: int = 100, follow: bool = False) -> AsyncIterator[str]:
         """The last `tail` lines of the app's log, then new ones as they come if `follow`."""
-        path = self.layout.logs / f"{name}.log"
-        if not path.exists():  # never started
-            return
-        with path.open(errors="replace") as f:
-            for line in f.readlines()[-tail:] if tail > 0 else []:
-                yield line
-            while follow:
-                line = f.readline()
-                if line:
-                    yield line
-                else:
-                    await asyncio.sleep(_FOLLOW_INTERVAL)
+        return tail_lines(self.layout.logs / f"{name}.log", tail, follow)
 
     async def close(self) -> None:
         """Stop watching; the apps keep running, to be adopted by the next control plane."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from engine.backends.base import MODULE_FILE, AppUnit, ProjectContext, unit_environment
 from engine.backends.local.environment import secret_environment
 from engine.backends.local.supervisor import FD, HEALTH_PORT, ProcessSpec
 from engine.compiler import write_module
-from engine.layout import Layout
+from engine.layout import MARKER_VARIABLE, Layout
 
 MODULE = MODULE_FILE.removesuffix(".py")
 
@@ -39,6 +40,7 @@ def app_process(
         {
             "ENGINE_API_TOKEN": context.api_token,
             "ENGINE_DATA_DIR": str(data),
+            MARKER_VARIABLE: layout.marker,
             "PYTHONPATH": str(context.root),
         }
     )
@@ -49,6 +51,7 @@ def app_process(
             write_module(unit.bundle.generated, folder)
         argv = [sys.executable, "-m", "engine.backends.local.serve", "--fd", FD]
         argv += ["--health-port", HEALTH_PORT, "--workers", str(unit.replicas)]
+        argv += ["--health-path", unit.health]
         argv += [str(folder), f"{MODULE}:app"]
     elif isinstance(unit.command, str):
         argv = ["/bin/sh", "-c", unit.command]
@@ -71,4 +74,16 @@ def app_process(
         log_path=layout.logs / f"{unit.name}.log",
         config_json=json.dumps(config, sort_keys=True),
         listen=listen,
+    )
+
+
+def stopped_app_spec(name: str, reason: str, record_hash: str, root: Path) -> ProcessSpec:
+    """A stand-in for an app that cannot be restarted: it exits at once, saying why."""
+    message = f"engine: cannot restart {name}: {reason}; run `engine apply` to start it again"
+    return ProcessSpec(
+        name=name,
+        argv=["/bin/sh", "-c", 'echo "$1" >&2; exit 1', "sh", message],
+        env={},
+        cwd=root,
+        hash=record_hash,
     )

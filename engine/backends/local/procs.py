@@ -44,6 +44,11 @@ class ProcessHandle:
             return self._popen.poll() is not None
         return not is_ours(self.pid, self.start_time)
 
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code of a child that has exited (None while it runs, or if adopted)."""
+        return self._popen.returncode if self._popen is not None else None
+
     def stop(self, grace: float = 5.0) -> None:
         """Stop the process group (SIGTERM, then SIGKILL after `grace`) and reap the leader."""
         terminate_group(self.pid, self.start_time, grace)
@@ -193,22 +198,41 @@ def listen(port: int | None = None, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def spawn_detached(
-    argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path
-) -> subprocess.Popen[bytes]:
-    """Start a long-lived process (the control plane) in its own session."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return process
+def marked(variable: str, marker: str, exclude: int | None = None) -> list[tuple[int, int]]:
+    """(pid, start time) of every process of this user whose environment holds
+    `variable=marker`: what the engine started, found without its state."""
+    needle = f"{variable}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), exclude):
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        start = process_start_time(int(entry.name))
+        if needle in environ and start is not None and is_ours(int(entry.name), start):
+            found.append((int(entry.name), start))
+    return sorted(found)
+
+
+def terminate_marked(variable: str, marker: str, grace: float = 5.0) -> int:
+    """End every process `marked()` finds, each by its pid (SIGTERM, then SIGKILL after
+    `grace`), children that left their group with setsid included; return how many."""
+    found = marked(variable, marker)
+    for pid, _ in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(is_ours(*p) for p in found) and time.monotonic() < deadline:
+        time.sleep(_POLL)
+    for pid, start in found:
+        if is_ours(pid, start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return len(found)
 
 
 def pick_free_port() -> int:

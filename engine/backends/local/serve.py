@@ -12,11 +12,24 @@ there before it stops the old one.
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
 import sys
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
+
+
+class _HealthChecks(logging.Filter):
+    """Keeps the supervisor's health probes (one every few seconds) out of the access log."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) >= 3 and args[2] == self.path)
 
 
 def _private(port: int) -> socket.socket:
@@ -32,12 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="The app's shared socket.")
     parser.add_argument("--health-port", type=int, required=True, help="This version's own port.")
     parser.add_argument("--workers", type=int, default=1, help="Processes serving the app.")
+    parser.add_argument("--health-path", default="/health", help="Left out of the access log.")
     parser.add_argument("app_dir", help="The folder holding the generated module.")
     parser.add_argument("app", help="module:attribute of the ASGI app.")
     args = parser.parse_args(argv)
     sys.path.insert(0, args.app_dir)
     sockets = [socket.socket(fileno=args.fd), _private(args.health_port)]
     config = uvicorn.Config(args.app, workers=args.workers, log_level="info")
+    logging.getLogger("uvicorn.access").addFilter(_HealthChecks(args.health_path))
     if args.workers > 1:
         Multiprocess(config, sockets=sockets).run()
     else:

@@ -5,12 +5,17 @@ checks the edge and writes the state database:
 
     STOPPED ──start──▶ STARTING ──healthy──▶ RUNNING ──exited──▶ BACKOFF ──delay──▶ STARTING
                           │  └──unhealthy (restart)──────────────────▲   └─too many─▶ FAILED
-                          └──unhealthy (start)──▶ FAILED
+                          └──unhealthy (start)──▶ FAILED               │
+                                  RUNNING ──probes fail──▶ UNHEALTHY ──killed──┘
     any but STOPPED ──stop──▶ STOPPING ──gone──▶ STOPPED
 
 STOPPING is shown as "running" by `status()` (the process is still up and may still be
 answering); the state database records "stopping" as it is, so a control plane killed in
 the middle of a stop leaves the truth behind.
+
+A running app's health route is probed every `health_interval` seconds; after
+`health_failures` failures in a row (a stopped or wedged process, one out of file
+descriptors) it is UNHEALTHY: it is killed, and restarted like a crashed one.
 
 A crashed app is restarted after a back-off (0.5 s doubling up to 30 s; a process that
 stayed up longer than 60 s starts the count again) and is FAILED after 10 quick failures
@@ -54,6 +59,7 @@ class AppState(enum.Enum):
 
     STARTING = "starting"
     RUNNING = "running"
+    UNHEALTHY = "unhealthy"
     BACKOFF = "backoff"
     STOPPING = "stopping"
     STOPPED = "stopped"
@@ -64,7 +70,8 @@ _S = AppState
 TRANSITIONS: Mapping[AppState, frozenset[AppState]] = {
     _S.STOPPED: frozenset({_S.STARTING}),
     _S.STARTING: frozenset({_S.RUNNING, _S.BACKOFF, _S.FAILED, _S.STOPPING}),
-    _S.RUNNING: frozenset({_S.BACKOFF, _S.STOPPING}),
+    _S.RUNNING: frozenset({_S.UNHEALTHY, _S.BACKOFF, _S.STOPPING}),
+    _S.UNHEALTHY: frozenset({_S.BACKOFF, _S.STOPPING}),
     _S.BACKOFF: frozenset({_S.STARTING, _S.FAILED, _S.STOPPING}),
     _S.STOPPING: frozenset({_S.STOPPED}),
     _S.FAILED: frozenset({_S.STARTING, _S.STOPPING}),
@@ -222,12 +229,16 @@ class Supervisor:
         effects: Effects | None = None,
         backoff: Backoff = Backoff(),
         stop_grace: float = 5.0,
+        health_interval: float = 5.0,
+        health_failures: int = 3,
     ) -> None:
         self.state = state
         self.logs_dir = logs_dir
         self.effects = effects or Effects()
         self.backoff = backoff
         self.stop_grace = stop_grace
+        self.health_interval = health_interval
+        self.health_failures = health_failures
         self._apps: dict[str, _App] = {}
 
     # public API
@@ -386,6 +397,16 @@ class Supervisor:
         argv = [arg.replace(FD, str(fd)).replace(HEALTH_PORT, str(health)) for arg in spec.argv]
         return self.effects.spawn(argv, spec.env, spec.cwd, log, pass_fds=(fd,)), health
 
+    def _health_url(self, app: _App) -> str:
+        """Where the running version answers its health check: its own port if it has one."""
+        return f"http://127.0.0.1:{app.health_port or app.port}{app.spec.health_path}"
+
+    def _note(self, app: _App, what: str) -> None:
+        """Say in the app's log what the supervisor did to it, and why."""
+        line = f"engine: app {app.spec.name!r} {what}; restarting it\n"
+        with contextlib.suppress(OSError), open(self._log_path(app.spec), "a") as log:
+            log.write(line)
+
     def _hold(self, app: _App, port: int | None) -> socket.socket:
         """The app's listening socket, bound now if the supervisor does not hold it yet.
 
@@ -434,6 +455,7 @@ class Supervisor:
         assert app.port is not None
         listener = self._hold(app, app.port) if app.spec.listen else None
         app.handle, probe = self._spawn(app.spec, app.port, listener)
+        app.health_port = probe
         app.started_at = self.effects.now()
         self._record(app)
         try:
@@ -480,7 +502,7 @@ class Supervisor:
             old_listener.close()
         await self._cancel_watcher(app)
         old = app.handle
-        app.spec, app.port, app.handle = spec, port, handle
+        app.spec, app.port, app.handle, app.health_port = spec, port, handle, probe
         app.restarts, app.failures, app.started_at = 0, 0, self.effects.now()
         # The old version may have been between restarts, or given up, meanwhile.
         if app.state in (_S.BACKOFF, _S.FAILED):
@@ -524,9 +546,22 @@ class Supervisor:
             delay = None
 
     async def _until_exit(self, app: _App) -> float:
-        """Wait for the process to exit; count the failure and return the back-off delay."""
+        """Wait for the process to exit, or to fail its health check too often (then end
+        it); count the failure and return the back-off delay."""
+        failed, next_probe = 0, self.effects.now() + self.health_interval
         while app.handle is not None and not self.effects.exited(app.handle):
             await self.effects.sleep(_WATCH_INTERVAL)
+            if self.effects.now() < next_probe:
+                continue
+            healthy = await self.effects.probe(self._health_url(app))
+            failed, next_probe = (
+                0 if healthy else failed + 1,
+                self.effects.now() + self.health_interval,
+            )
+            if failed >= self.health_failures and app.handle is not None:
+                self._change_state(app, _S.UNHEALTHY)
+                self._note(app, f"did not answer its health check {failed} times in a row")
+                await self.effects.stop(app.handle, self.stop_grace)
         if self.effects.now() - app.started_at > self.backoff.reset_after:
             app.failures = 0
         app.failures += 1

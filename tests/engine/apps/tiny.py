@@ -1,6 +1,9 @@
 """A tiny app for supervisor tests: GET /health and GET / answer its version and pid.
 
 python tiny.py --port N [--version V] [--unhealthy] [--boot-delay S] [--exit-after S]
+               [--boot-gate FILE]
+
+--boot-gate: listen only once FILE exists, so a test decides when the app gets healthy.
 """
 
 import argparse
@@ -16,6 +19,7 @@ parser.add_argument("--version", default="1")
 parser.add_argument("--unhealthy", action="store_true")
 parser.add_argument("--boot-delay", type=float, default=0.0)
 parser.add_argument("--exit-after", type=float, default=None)
+parser.add_argument("--boot-gate", default=None)
 args = parser.parse_args()
 
 
@@ -35,6 +39,8 @@ class Handler(BaseHTTPRequestHandler):
 
 print(f"tiny {args.version} booting on port {args.port} (pid {os.getpid()})", flush=True)
 time.sleep(args.boot_delay)
+while args.boot_gate and not os.path.exists(args.boot_gate):
+    time.sleep(0.02)
 if args.unhealthy:
     print("not ready: the database is missing", flush=True)
 if args.exit_after is not None:

@@ -1,7 +1,9 @@
-"""The runner's side of one worker process: spawn it, hand it jobs, end it.
+"""The control plane's side of one worker process: spawn it, hand it jobs, end it.
 
 Each worker runs in its own session (process group), so ending it also ends whatever the
 user's code started. Jobs and replies travel over a socket pair passed as an extra fd.
+A worker is known by its pid and start time (`/proc/<pid>/stat`), so that a restarted
+control plane can tell it from an unrelated process that reused the pid.
 """
 
 from __future__ import annotations
@@ -36,6 +38,34 @@ class WorkerLost(Exception):
     """Raised when a worker ends (or is ended) before it replies."""
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of `/proc/<pid>/stat` (after the parenthesised command name)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (stat field 22), or None."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def is_alive(pid: int, start_time: int) -> bool:
+    """True if `pid` runs (not a zombie) and is the process that started at `start_time`."""
+    fields = _stat_fields(pid) if pid > 0 else None
+    return fields is not None and fields[0] not in ("Z", "X") and int(fields[19]) == start_time
+
+
+def kill_group(pid: int, start_time: int) -> None:
+    """SIGKILL the process group led by `pid`, if that process is still the one we mean."""
+    if is_alive(pid, start_time):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def worker_env(env: dict[str, str], cwd: Path) -> dict[str, str]:
     """The task's environment with the spec folder first on PYTHONPATH.
 
@@ -58,6 +88,7 @@ class WorkerProcess:
         writer: asyncio.StreamWriter,
     ) -> None:
         self.process = process
+        self.start_time = process_start_time(process.pid) or 0
         self._reader = reader
         self._writer = writer
 
@@ -65,6 +96,11 @@ class WorkerProcess:
     def pid(self) -> int:
         """The worker's pid (also its process group id)."""
         return self.process.pid
+
+    @property
+    def exited(self) -> bool:
+        """Whether the worker has ended (and been reaped)."""
+        return self.process.returncode is not None
 
     @classmethod
     async def spawn(
@@ -76,7 +112,7 @@ class WorkerProcess:
             output.parent.mkdir(parents=True, exist_ok=True)
             with open(output, "ab") as out:
                 process = await asyncio.create_subprocess_exec(
-                    *(sys.executable, "-m", "engine.runs.worker"),
+                    *(sys.executable, "-m", "engine.backends.local.worker"),
                     *("--fd", str(child.fileno()), handler),
                     cwd=cwd,
                     env=worker_env(env, cwd),
@@ -123,7 +159,9 @@ class WorkerProcess:
 
     async def stop(self, grace: float = 2.0) -> None:
         """End an idle worker: close its socket, SIGTERM, then SIGKILL after `grace` s."""
-        self._writer.close()  # a worker between jobs exits on EOF
+        with contextlib.suppress(OSError):
+            self._writer.write(b'{"stop": true}\n')  # it exits at once, keeping no reply
+        self._writer.close()
         self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), grace)

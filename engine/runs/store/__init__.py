@@ -1,0 +1,49 @@
+"""The run store: where runs live, behind `engine.backends.base.RunStore`.
+
+    store = open_store("", layout.dir / "runs.db")        # SQLite (the default)
+    store = open_store("postgresql://...", path)           # PostgreSQL (engine.runs.store.postgres)
+
+Both give the same guarantees: a run is committed before the call that creates or changes
+it returns, and every state change is a compare-and-set that returns the changed run, or
+None when someone else moved it first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import secrets
+from pathlib import Path
+
+from engine.backends.base import FINAL, Created, NewRun, Run, RunStatus, RunStore
+from engine.errors import UsageError
+
+__all__ = ["FINAL", "Created", "NewRun", "Run", "RunStatus", "RunStore", "new_run_id", "open_store"]
+
+
+def new_run_id() -> str:
+    """A short, URL-safe, unguessable run id (12 characters)."""
+    return secrets.token_urlsafe(9)
+
+
+def open_store(url: str, path: Path) -> RunStore:
+    """The run store at `url`: SQLite at `path` when `url` is empty, else PostgreSQL."""
+    if not url:
+        from engine.runs.store.sqlite import SQLiteRunStore
+
+        return SQLiteRunStore(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            postgres = importlib.import_module("engine.runs.store.postgres")
+        except ModuleNotFoundError as exc:
+            raise UsageError(
+                "this engine has no PostgreSQL run store (engine.runs.store.postgres is "
+                f"missing: {exc}); use the default SQLite store (no `run_store:`) or install "
+                "an engine with PostgreSQL support"
+            ) from exc
+        store: RunStore = postgres.PostgresRunStore(url)
+        return store
+    scheme = url.partition("://")[0] or url
+    raise UsageError(
+        f"run_store {scheme!r} is not supported; leave `run_store:` out for SQLite or give "
+        "a postgresql:// URL"
+    )
