@@ -96,7 +96,8 @@ class RayBackend:
             try:
                 await self._dashboard.put_serve_config(self._config(desired))
             except RayError as exc:  # refused whole (e.g. a route prefix taken): nothing changed
-                return {u.name: self._failed(u, f"the Serve config was not accepted: {exc}") for u in units}
+                why = f"the Serve config was not accepted: {exc}"
+                return {u.name: self._failed(u, why) for u in units}
         results = await self._wait(units, {u.name for u in changed}, started, timeout)
         failed = [u for u in units if not results[u.name].ok]
         if failed:
