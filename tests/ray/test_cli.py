@@ -8,6 +8,7 @@ health route through the Serve proxy, then destroys the project.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
@@ -66,8 +67,16 @@ def test_apply_runs_the_example_on_ray_and_destroy_removes_it(
         for app in apps:
             url = f"http://127.0.0.1:{head.serve_port}/{app}/health"
             assert httpx.get(url, timeout=10).status_code == 200, app
-            shown = rf"\b{app}\s+running\s+http://127\.0\.0\.1:{head.serve_port}/{app}\n"
+            shown = rf"\b{app}\s+running\s+http://127\.0\.0\.1:{head.serve_port}/{app}\s"
             assert re.search(shown, applied.stdout), applied.stdout
+        if example == "task-calls-app":  # a run goes to the cluster as a Ray job
+            ran = engine(spec.parent, head, "run", "add-one", "-i", "x=41", "--wait")
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            assert json.loads(ran.stdout) == {"result": 42}
+            runs = json.loads(engine(spec.parent, head, "runs", "--json").stdout)
+            run_id = runs[0]["id"]
+            log = engine(spec.parent, head, "run-logs", run_id)
+            assert "engine.backends.ray.job_entry tasks:add_one_task" in log.stdout, log
     finally:
         destroyed = engine(spec.parent, head, "destroy")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr

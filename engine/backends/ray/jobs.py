@@ -147,7 +147,9 @@ class RayJobExecutor:
     def _append(self, attempt: Attempt, logs: str, copied: int) -> None:
         if attempt.log_path is None or len(logs) <= copied:
             return
-        with open(Path(attempt.log_path), "a", encoding="utf-8") as log:
+        path = Path(attempt.log_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as log:
             log.write(logs[copied:])
 
     async def _stop(self, submission: str, timeout: float = 30.0) -> None:
