@@ -86,6 +86,17 @@ def summarise(name: str, r: dict[str, float]) -> list[Row]:
             rows.append(
                 (f"{r['runs_per_s']:.0f} runs/s", "Celery not installed", "-", ">= 2x", False)
             )
+        if "postgres_runs_ratio" in r:
+            pg_stored = r["postgres_stored_fraction"] == 1.0
+            rows.append(
+                (
+                    f"{r['postgres_runs_per_s']:.0f} runs/s on PostgreSQL",
+                    f"Celery {r['celery_runs_per_s']:.0f} runs/s",
+                    _x(r["postgres_runs_ratio"]),
+                    ">= 1x, all stored",
+                    r["postgres_runs_ratio"] >= 1 and pg_stored,
+                )
+            )
         p50 = r["dispatch_p50_ms"]
         rows.append((f"dispatch p50 {p50:.1f} ms", "-", "-", "<= 10 ms", p50 <= 10))
         return rows

@@ -12,7 +12,14 @@ no persistence), a prefork worker with the same number of processes and the same
 (bench/baselines/celery_app.py); 2,000 `delay()` calls, then every result is waited for.
 Queue-to-start is `time.time()` at task start minus a timestamp taken before `delay()`.
 
-Targets: >= 2x Celery's runs/s with every run durably stored; p50 queue-to-start <= 10 ms.
+engine on PostgreSQL, in the same run: the same runs through the run API of a control plane
+whose store is PostgreSQL 15 (Debian's, started here with its defaults: fsync and
+synchronous_commit on, so every answered run is flushed to disk first); the real runner,
+local workers and run API, in one process (tests/runs/run_api_process.py). Runs are read
+back from the database itself.
+
+Targets: >= 2x Celery's runs/s with every run durably stored; p50 queue-to-start <= 10 ms;
+on PostgreSQL, >= 1x Celery's runs/s.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from common import ROOT, free_port, stop, table
+
+sys.path.insert(0, str(ROOT))  # tests.postgres and tests.runs.run_api_process
 
 CORES = os.cpu_count() or 1
 IN_FLIGHT = 50
@@ -92,7 +101,7 @@ async def _drained(client: httpx.AsyncClient) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _drive_engine(url: str, token: str, count: int, db: Path) -> dict:
+async def _drive_engine(url: str, token: str, count: int, db: StoreReader) -> dict:
     limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(
@@ -101,10 +110,10 @@ async def _drive_engine(url: str, token: str, count: int, db: Path) -> dict:
         await _submit_all(client, -WARMUP, WARMUP)  # warm-up: connections, workers
         await _drained(client)
         dispatch = await _dispatch_latency(client, DISPATCH_SAMPLES)
-        before = _max_seq(db)
+        before = db.max_seq()
         answered = _wrk_submit(url, token, count)
         await _drained(client)
-    runs = _runs_after(db, before)
+    runs = db.runs_after(before)
     # wrk 4.1 sleeps its whole -d even when every thread has stopped, so the time is taken
     # from the store: the first run's creation to the last one's end.
     elapsed = max(r["finished_at"] for r in runs) - min(r["created_at"] for r in runs)
@@ -147,25 +156,47 @@ def _wrk_submit(url: str, token: str, count: int) -> int:
     return int(re.search(r"(\d+) requests in", out)[1])
 
 
-def _max_seq(db: Path) -> int:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return conn.execute("SELECT coalesce(max(seq), 0) FROM runs").fetchone()[0]
+_COLUMNS = ("status", "inputs", "outputs", "created_at", "started_at", "finished_at")
 
 
-def _runs_after(db: Path, seq: int) -> list[dict]:
-    """The runs stored after `seq`, read from the store's file itself."""
-    query = (
-        "SELECT status, inputs, outputs, created_at, started_at, finished_at FROM runs "
-        "WHERE seq > ?"
-    )
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute(query, (seq,)).fetchall()
-    keys = ("status", "inputs", "outputs", "created_at", "started_at", "finished_at")
-    runs = [dict(zip(keys, row, strict=True)) for row in rows]
-    for run in runs:
-        run["inputs"] = json.loads(run["inputs"])
-        run["outputs"] = json.loads(run["outputs"]) if run["outputs"] else None
-    return runs
+class StoreReader:
+    """Reads runs from a store's SQLite file itself, not through engine."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+
+    def max_seq(self) -> int:
+        return self._rows("SELECT coalesce(max(seq), 0) FROM runs", ())[0][0]
+
+    def runs_after(self, seq: int) -> list[dict]:
+        """The runs stored after `seq`."""
+        rows = self._rows(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE seq > ?", (seq,))
+        runs = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+        for run in runs:
+            run["inputs"] = json.loads(run["inputs"])
+            run["outputs"] = json.loads(run["outputs"]) if run["outputs"] else None
+        return runs
+
+    def _rows(self, sql: str, args: tuple) -> list[tuple]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+            return conn.execute(sql, args).fetchall()
+
+
+class PostgresReader(StoreReader):
+    """Reads runs from a PostgreSQL store's database itself."""
+
+    def __init__(self, url: str, password: str) -> None:
+        self.url, self.password = url, password
+
+    def runs_after(self, seq: int) -> list[dict]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE seq > %s"
+        return [dict(zip(_COLUMNS, row, strict=True)) for row in self._rows(sql, (seq,))]
+
+    def _rows(self, sql: str, args: tuple) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url, password=self.password) as conn:
+            return conn.execute(sql, args).fetchall()
 
 
 def measure_engine(count: int) -> dict:
@@ -177,10 +208,38 @@ def measure_engine(count: int) -> dict:
         subprocess.run([*cli, "apply", "spec.yaml"], cwd=folder, check=True, capture_output=True)
         try:
             info = json.loads((folder / ".engine" / "control-plane.json").read_text())
-            db = folder / ".engine" / "runs.db"
+            db = StoreReader(folder / ".engine" / "runs.db")
             return asyncio.run(_drive_engine(info["url"], info["token"], count, db))
         finally:
             subprocess.run([*cli, "destroy", "spec.yaml"], cwd=folder, capture_output=True)
+
+
+def measure_postgres(count: int) -> dict:
+    from tests.postgres import PASSWORD, postgres_server
+    from tests.runs.run_api_process import RunAPIProcess
+
+    token = "bench-token"
+    task = {"name": "echo", "handler": "tasks:echo", "concurrency": CORES,
+            "inputs": {"i": {"type": "integer"}}}  # fmt: skip
+    with tempfile.TemporaryDirectory() as name, postgres_server(fsync=True) as server:
+        folder = Path(name)
+        (folder / "tasks.py").write_text(TASKS)
+        url = server.new_database()
+        config = {"store": url, "project": str(folder), "token": token, "tasks": [task]}
+        with RunAPIProcess(folder / "state", config, PASSWORD) as api:
+            return asyncio.run(_drive_engine(api.url, token, count, PostgresReader(url, PASSWORD)))
+
+
+def _postgres_available() -> bool:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        print("psycopg is not installed: `pip install -e '.[postgres]'` (PostgreSQL row skipped)")
+        return False
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        print("PostgreSQL is not installed: `apt-get install postgresql` (its row skipped)")
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------- Celery
@@ -268,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     set_in_flight(args.in_flight)
 
     ours = measure_engine(count)
+    pg = measure_postgres(count) if _postgres_available() else None
     base = measure_celery(count) if _celery_available() else None
 
     def row(name: str, r: dict, stored: str) -> tuple:
@@ -285,12 +345,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "queue_to_start_p99_ms": percentile(ours["waits"], 99) * 1000,
         "stored_fraction": min(1.0, ours["stored"] / ours["answered"]),
     }
+    if pg is not None:
+        pg_stored = f"{pg['stored']} runs, all answered requests, in PostgreSQL (fsync on)"
+        rows.append(row("engine on PostgreSQL (same)", pg, pg_stored))
+        result["postgres_runs_per_s"] = pg["count"] / pg["elapsed"]
+        result["postgres_stored_fraction"] = min(1.0, pg["stored"] / pg["answered"])
     if base is not None:
         base_rate = count / base["elapsed"]
         rows.append(row("Celery 5 + Redis (prefork)", base, "Redis, no persistence"))
         ratio = ours_rate / base_rate
         rows.append(("ratio", f"{ratio:.2f}x (target >= 2x)", "", "", ""))
         result.update({"celery_runs_per_s": base_rate, "runs_ratio": ratio})
+        if pg is not None:
+            pg_ratio = result["postgres_runs_per_s"] / base_rate
+            rows.append(("ratio, PostgreSQL", f"{pg_ratio:.2f}x (target >= 1x)", "", "", ""))
+            result["postgres_runs_ratio"] = pg_ratio
     d50, d99 = percentile(ours["dispatch"], 50) * 1000, percentile(ours["dispatch"], 99) * 1000
     rows.append(("engine, one run at a time", "", f"{d50:.1f} ms", f"{d99:.1f} ms", "dispatch"))
     rows.append(("target", "", f"dispatch p50 <= 10 ms (engine: {d50:.1f} ms)", "", ""))

@@ -80,6 +80,9 @@ def main(ctx: click.Context, debug: bool) -> None:
       engine apply spec.yaml            start everything, in dependency order
       engine status                     what runs and where
     """
+    from engine.layout import keep_files_private
+
+    keep_files_private()  # .engine/ holds run data, logs and the API token
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 
@@ -311,7 +314,7 @@ def _show_event(event: Any, starting: set[str]) -> bool:
             click.echo(_indent(event.error), err=True)
     elif isinstance(event, DoneEvent):
         _show_apps(event.apps)
-        click.echo(f"\nConsole: {event.console}/")
+        click.echo(f"\nConsole: {event.console}")
         click.echo("Apply complete." if event.ok else "Apply failed: see the errors above.")
         return event.ok
     return False
@@ -365,7 +368,7 @@ def status(directory: Path | None, target: str | None, as_json: bool) -> None:
     if result.control_plane is None:
         click.echo(f"Nothing runs in {project.root}; start it with `engine apply SPEC`.")
         return
-    click.echo(f"Project {result.project}; console: {result.control_plane.url}/")
+    click.echo(f"Project {result.project}; console: {project.console_link()}")
     _show_apps(result.apps)
 
 
@@ -598,8 +601,10 @@ def render(
 
 def _register_new() -> None:
     from engine.cli_new import new
+    from engine.cli_store import store
 
     main.add_command(new)
+    main.add_command(store)
 
 
 _register_new()

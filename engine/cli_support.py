@@ -50,13 +50,7 @@ def resolve_spec(spec: Path | None, spec_file: Path | None, directory: Path | No
     if spec is not None and spec_file is not None:
         raise UsageError(f"give the spec once: as SPEC ({spec}) or with -f ({spec_file})")
     chosen = base / (spec_file or spec or DEFAULT_SPEC)
-    if chosen.is_dir():
-        chosen = chosen / DEFAULT_SPEC
-    if not chosen.is_file():
-        raise UsageError(
-            f"{chosen}: no such file; pass the spec (a file, or a folder holding {DEFAULT_SPEC})"
-        )
-    return chosen
+    return chosen / DEFAULT_SPEC if chosen.is_dir() else chosen  # a missing one: its reader says so
 
 
 class Duration(click.ParamType):

@@ -54,8 +54,8 @@ class StepEvent:
 
 @dataclass(frozen=True)
 class DoneEvent:
-    """The apply ended; `ok` if every app is healthy; `apps` as they run now; `console`, the
-    control plane's URL."""
+    """The apply ended; `ok` if every app is healthy; `apps` as they run now; `console`, a
+    one-time link that signs a browser in to the console."""
 
     ok: bool
     apps: tuple[Deployed, ...] = ()

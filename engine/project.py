@@ -29,6 +29,8 @@ from engine.events import ApplyEvent, Status, event_from_json
 from engine.layout import LOCAL, Layout
 from engine.plan import Plan
 
+NO_SPEC = "no such file; pass the spec (a file, or a folder holding spec.yaml)"
+
 TARGET_VARIABLE = "ENGINE_TARGET"
 """The environment variable that picks a target when `--target` is not given."""
 
@@ -108,7 +110,7 @@ class Project:
         from engine.state import State
 
         if not spec.is_file():
-            raise UsageError(f"{spec}: no such file; pass the spec (default spec.yaml)")
+            raise UsageError(f"{spec}: {NO_SPEC}")
         environ = dict(os.environ)
         if not self.layout.dir.is_dir():  # never applied: plan against an empty state
             from tempfile import TemporaryDirectory
@@ -137,7 +139,7 @@ class Project:
         from engine.state import ApplyLock
 
         if not spec.is_file():
-            raise UsageError(f"{spec}: no such file; pass the spec to apply (default spec.yaml)")
+            raise UsageError(f"{spec}: {NO_SPEC}")
         if live_control_plane(self.layout) is None:
             self._check_before_starting(spec)  # its warnings come again from the control plane
             self._refuse_orphans()
@@ -201,6 +203,14 @@ class Project:
             return Status(self.root.name, self.target)
         client = self._client(ensure_control_plane(self.layout))
         return Status.from_json(client.request("GET", "/api/v1/status"))
+
+    def console_link(self) -> str | None:
+        """A one-time link that signs a browser in to the running console, or None."""
+        from engine.server.console_auth import console_link
+        from engine.state import ControlPlaneInfo
+
+        info = ControlPlaneInfo.read(self.layout.dir)
+        return console_link(info.url, info.token) if info else None
 
     def logs(self, app: str, tail: int = 100, follow: bool = False) -> Iterator[str]:
         """An app's log lines, through the control plane (`control-plane`: the engine's)."""

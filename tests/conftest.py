@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["tests.postgres"]  # the session's PostgreSQL server, for every folder
+
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; browser tests never download a browser
 
 needs_chromium = pytest.mark.skipif(

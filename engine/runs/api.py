@@ -1,6 +1,6 @@
 """The run API of the control plane, `/api/v1/runs`, behind the project's bearer token.
 
-    POST /api/v1/runs                    201 run | 404 unknown task | 422 bad inputs
+    POST /api/v1/runs                    201 run | 200 the run holding `key` | 404 | 422
     GET  /api/v1/runs?task=&status=&limit=   {"runs": [run, ...]} newest first
     GET  /api/v1/runs/{id}               run | 404
     GET  /api/v1/runs/{id}/wait?timeout= run, once finished or after `timeout` s (200 both)
@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
@@ -85,6 +85,16 @@ class RunRequest(BaseModel):
 
     task: str = Field(description="The task's name.")
     inputs: dict[str, Any] = Field(default_factory=dict, description="The task's inputs.")
+    key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="An idempotency key (a webhook delivery id): while it is held, another "
+        "request with the same task and key gets the first run back, answered 200.",
+    )
+    key_ttl: float | None = Field(
+        None, gt=0, description="Seconds the key is held; without it, for good."
+    )
 
 
 class RunOut(BaseModel):
@@ -157,19 +167,27 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
         status_code=201,
         response_model=RunOut,
         summary="Start a run",
-        responses={404: {"description": "Unknown task."}, 422: {"description": "Bad inputs."}},
+        responses={
+            200: {"description": "A run holds this key already: that run.", "model": RunOut},
+            404: {"description": "Unknown task."},
+            422: {"description": "Bad inputs."},
+        },
     )
-    async def create_run(request: RunRequest) -> dict[str, Any]:
+    async def create_run(request: RunRequest, response: Response) -> dict[str, Any]:
         """Validate the inputs against the task's schema, store the run and queue it."""
         try:
-            run = (await runner.submit(request.task, request.inputs)).run
+            created = await runner.submit(
+                request.task, request.inputs, key=request.key, key_ttl=request.key_ttl
+            )
         except UnknownTaskError as exc:
             raise HTTPException(404, str(exc)) from exc
         except RunInputError as exc:
             loc = ["body", "inputs", *filter(None, exc.field.split("."))]
             detail = [{"loc": loc, "msg": exc.message, "type": "run_input"}]
             raise HTTPException(422, detail) from exc
-        return as_json(run)
+        if not created.created:
+            response.status_code = 200
+        return as_json(created.run)
 
     @router.get("", response_model=RunList, summary="List runs")
     async def list_runs(

@@ -28,7 +28,8 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 """What an app answers on the local target unless the spec says `allowed_hosts:`."""
 
 HOSTS_VARIABLE = "ENGINE_ALLOWED_HOSTS"
-"""Comma-separated default for a target whose apps are reached by other names."""
+"""Comma-separated default for a target whose apps are reached by other names; cluster
+targets set `*` (any host: Service names, pod IPs, a proxy's address)."""
 
 
 def allowed_hosts(declared: Sequence[str] | None) -> tuple[str, ...]:
@@ -57,6 +58,8 @@ class OriginGuard:
 
     def allows(self, origin: str) -> bool:
         """Whether a request sent from a page of `origin` may reach the app."""
+        if "*" in self.hosts:  # any host: the app's network is not a person's machine
+            return True
         try:
             host = urlsplit(origin).hostname  # None for `null` (sandboxed pages, files)
         except ValueError:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
@@ -43,13 +41,6 @@ class Shared:
         if not isinstance(endpoints, dict):
             raise ConfigError("ENGINE_ENDPOINTS is not a JSON object")
         return cls(project, name, endpoints)
-
-    def data_dir(self) -> Path:
-        """`ENGINE_DATA_DIR`, or a folder for this app under the system's temp dir."""
-        configured = os.environ.get("ENGINE_DATA_DIR")
-        if configured:
-            return Path(configured)
-        return Path(tempfile.gettempdir()) / f"engine-{self.project}-{self.name}"
 
     def need_runs(self) -> None:
         """Read the run API's settings now (app start); raises ConfigError if absent."""

@@ -4,25 +4,28 @@ Order of checks (the spec's runtime contract): a declared Content-Length over `m
 -> 413 at once; auth (`plain`, or any provider given `auth`) -> 401/403; the body, read as
 a stream and abandoned -> 413 as soon as it passes `max_body`; the signature over the raw
 bytes -> 401; JSON parsing -> 415 (github) or 400. Then `ping` (github) -> 200, unlisted
-events -> 202 ignored, a delivery id seen within `dedupe` seconds -> 200 duplicate, and
-finally the event's action. A delivery whose action fails with a 5xx is forgotten again, so
-that the sender's retry is handled.
+events -> 202 ignored, and finally the event's action.
+
+Dedupe: a `run` action sends the delivery id as the run's idempotency key, held `dedupe`
+seconds by the run store (shared by every replica of the app, and kept across restarts);
+a delivery whose key names a run already answers 200 duplicate. Only a created run uses
+up a key: a delivery refused (4xx: unknown task, bad inputs) or failed before its run was
+created is handled again when redelivered. `respond` actions start nothing, so a
+redelivery to one is answered again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from engine.runtime import jsonbody, secret
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import Auth, resolve
-from engine.runtime.dedupe import DeliveryLog
+from engine.runtime.runclient import DuplicateRun
 from engine.runtime.shared import Shared
 from engine.runtime.signatures import BadSignature, standard_key, verify_github, verify_standard
 
@@ -66,9 +69,7 @@ class Webhook:
         self.events = {name: compile_action(a) for name, a in (events or {}).items()}
         self.action = None if action is None else compile_action(action)
         self.max_body = max_body
-        self.log = None
-        if dedupe and provider != "plain":
-            self.log = DeliveryLog(_dedupe_file(state.data_dir()), path, dedupe)
+        self.dedupe = dedupe if provider != "plain" else None  # plain has no delivery id
         actions = [*(events or {}).values(), *([action] if action else [])]
         if any(isinstance(a, Run) for a in actions):
             state.need_runs()
@@ -98,8 +99,6 @@ class Webhook:
         action = self.action if self.provider == "plain" else self.events.get(event or "")
         if action is None:
             return JSONResponse({"status": "ignored"}, 202)
-        if delivery and self.log and not await run_in_threadpool(self.log.claim, delivery):
-            return JSONResponse({"status": "duplicate", "delivery": delivery})
         ctx = context(
             path=request.path_params,
             query=request.query_params,
@@ -109,10 +108,13 @@ class Webhook:
             delivery=delivery,
             endpoints=self.state.endpoints,
         )
-        response = await action(ctx, self.state.runs())
-        if response.status_code >= 500 and delivery and self.log:
-            await run_in_threadpool(self.log.release, delivery)
-        return response
+        runs = self.state.runs()
+        if runs is not None and delivery and self.dedupe:
+            runs = runs.keyed(delivery, self.dedupe)
+        try:
+            return await action(ctx, runs)
+        except DuplicateRun:
+            return JSONResponse({"status": "duplicate", "delivery": delivery})
 
     def _check_declared_length(self, request: Request) -> None:
         declared = request.headers.get("content-length")
@@ -166,7 +168,3 @@ class Webhook:
                 raise _Reject(400, "body has no string 'type' field")
             return event, request.headers.get("webhook-id")
         return None, None
-
-
-def _dedupe_file(data_dir: Path) -> Path:
-    return data_dir / "webhook-deliveries.db"

@@ -32,6 +32,7 @@ from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
+from engine.server.console_auth import console_link
 from engine.server.launch import ControlPlaneAddress
 from engine.state import AppRecord, State
 from engine.units import Units, build_units
@@ -163,7 +164,7 @@ class Applier:
             summary = json.dumps(plan.counts())
             self.state.finish_apply(apply_id, "ok" if ok else "failed", summary)
             apps = tuple(sorted((await self.backend.observe()).values(), key=lambda d: d.name))
-            await emit(DoneEvent(ok, apps, self.api.url))
+            await emit(DoneEvent(ok, apps, console_link(self.api.url, self.api.token)))
             return ok
 
     async def _execute(

@@ -145,5 +145,5 @@ def test_a_user_can_pin_the_control_planes_port(engine_project: ProjectFactory) 
     port = free_port()
     env = {**project.env, "ENGINE_CONTROL_PLANE_PORT": str(port)}
     result = project.ok("apply", "spec.yaml", env=env)
-    assert f"Console: http://127.0.0.1:{port}/" in result.stdout
+    assert f"Console: http://127.0.0.1:{port}/login?code=" in result.stdout
     assert project.api_status()["control_plane"]["url"] == f"http://127.0.0.1:{port}"

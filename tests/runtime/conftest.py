@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2; the project pins httpx, which still works.
@@ -89,6 +89,8 @@ class RunAPI:
     """The engine's run API (docs/architecture.md) over a dict, with a few scripted tasks.
 
     add-one: {x: int} -> {y: x + 1}, after 0.1 s; fail: fails with "boom"; slow: 2 s.
+    A `key` names one run per task for `key_ttl` s: a duplicate answers 200 with that run
+    (the real API over a real store: tests/runs/test_shared_dedupe.py).
     """
 
     TASKS = {"add-one": 0.1, "fail": 0.1, "slow": 2.0}
@@ -96,6 +98,7 @@ class RunAPI:
     def __init__(self, token: str) -> None:
         self.token = token
         self.runs: dict[str, dict[str, Any]] = {}
+        self.keys: dict[tuple[str, str], tuple[str, float]] = {}  # -> (run id, expiry)
         self.changed: dict[str, asyncio.Event] = {}
         self.app = FastAPI()
         self.app.add_api_route("/api/v1/runs", self.create, methods=["POST"], status_code=201)
@@ -111,7 +114,7 @@ class RunAPI:
         if request.headers.get("authorization") != f"Bearer {self.token}":
             raise HTTPException(401, "bad token")
 
-    async def create(self, request: Request) -> dict[str, Any]:
+    async def create(self, request: Request) -> Any:
         self._auth(request)
         data = await request.json()
         task, inputs = data["task"], data.get("inputs") or {}
@@ -120,6 +123,12 @@ class RunAPI:
         if task == "add-one" and not isinstance(inputs.get("x"), int):
             raise HTTPException(422, [{"loc": ["x"], "msg": "x must be an integer"}])
         run_id = uuid.uuid4().hex[:12]
+        if data.get("key") is not None:
+            held = self.keys.get((task, data["key"]))
+            if held is not None and held[1] > time.monotonic():
+                return JSONResponse(dict(self.runs[held[0]]), 200)
+            ttl = data.get("key_ttl")
+            self.keys[task, data["key"]] = (run_id, time.monotonic() + (ttl or float("inf")))
         run = {
             "id": run_id,
             "task": task,
@@ -196,6 +205,7 @@ def run_api(run_api_server: RunAPI, monkeypatch: pytest.MonkeyPatch) -> RunAPI:
     monkeypatch.setenv("ENGINE_API_URL", run_api_server.url)  # type: ignore[attr-defined]
     monkeypatch.setenv("ENGINE_API_TOKEN", run_api_server.token)
     run_api_server.runs.clear()
+    run_api_server.keys.clear()
     return run_api_server
 
 

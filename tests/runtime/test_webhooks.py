@@ -287,6 +287,22 @@ def test_failed_delivery_is_not_remembered(
     )
 
 
+def test_a_refused_delivery_uses_up_no_key(
+    make_client: Callable[..., TestClient], run_api: RunAPI
+) -> None:
+    """Issue 12 item 3: a 4xx creates no run, so the corrected redelivery is handled."""
+    client = make_client()
+    bad = b'{"number": "not a number"}'
+    response = client.post("/gh", content=bad, headers=github_headers(bad, "pull_request", "p"))
+    assert response.status_code == 422
+    good = b'{"number": 5}'
+    response = client.post("/gh", content=good, headers=github_headers(good, "pull_request", "p"))
+    assert response.status_code == 202
+    again = client.post("/gh", content=good, headers=github_headers(good, "pull_request", "p"))
+    assert again.json() == {"status": "duplicate", "delivery": "p"}
+    assert [r["inputs"] for r in run_api.started()] == [{"x": 5}]
+
+
 def test_standard_webhook(make_client: Callable[..., TestClient], run_api: RunAPI) -> None:
     client = make_client()
     body = b'{"type": "invoice.paid", "data": {"n": 5}}'

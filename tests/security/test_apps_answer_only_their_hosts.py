@@ -66,3 +66,11 @@ def test_websocket_handshakes_from_other_sites_are_refused(web_url: str) -> None
             assert await ws.recv() == "Echo: hi"
 
     asyncio.run(talk())
+
+
+def test_a_cluster_app_allowing_any_host_allows_any_origin() -> None:
+    from engine.runtime.hosts import OriginGuard
+
+    guard = OriginGuard(app=None, hosts=["*"])  # type: ignore[arg-type]
+    assert guard.allows("https://shop.example.com")
+    assert not OriginGuard(app=None, hosts=["127.0.0.1"]).allows("https://evil.example")  # type: ignore[arg-type]

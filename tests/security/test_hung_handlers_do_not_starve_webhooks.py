@@ -1,6 +1,7 @@
 """Item 11 (the runtime's side): hung synchronous handlers get a 504 after their timeout
 and cannot starve the engine's own work: while 45 of them hang, a signed webhook (its
-signature check and dedupe) is still answered. A real uvicorn process."""
+signature check, its run started and its redelivery deduplicated through the run API) is
+still answered. A real uvicorn process."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.runtime.conftest import ProcessServer, process_server  # noqa: F401 (fixture)
+from tests.runtime.conftest import (  # noqa: F401 (fixtures)
+    ProcessServer,
+    RunAPI,
+    process_server,
+    run_api_server,
+)
 
 SECRET = "hung-handler-secret"
 SOURCE = """
 import os, time
 from engine.runtime import app as rt
-from engine.runtime.app import Respond
+from engine.runtime.app import Run
 
 RELEASE = os.environ["RELEASE_FILE"]
 
@@ -35,7 +41,7 @@ def hang() -> dict:
 app = rt.create_app(project="p", name="hung")
 rt.add_handler_route(app, method="GET", path="/hang", handler=hang)
 rt.add_webhook(app, path="/gh", provider="github", secret_envs=("GH_SECRET",),
-               events={"push": Respond(200, {"status": "received"})})
+               events={"push": Run(task="add-one", inputs={"x": 1})})
 """
 HUNG = 45
 
@@ -48,10 +54,13 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(
     process_server: Callable[..., ProcessServer],  # noqa: F811
+    run_api_server: RunAPI,  # noqa: F811
     release: Path,
 ) -> ProcessServer:
     env = {
         "GH_SECRET": SECRET,
+        "ENGINE_API_URL": run_api_server.url,  # type: ignore[attr-defined]
+        "ENGINE_API_TOKEN": run_api_server.token,
         "RELEASE_FILE": str(release),
         "ENGINE_HANDLER_THREADS": "40",
         "ENGINE_HANDLER_TIMEOUT": "1",
@@ -82,7 +91,7 @@ def test_webhooks_are_answered_while_handlers_hang(server: ProcessServer, releas
             assert not release.exists()
             body, headers = _delivery()
             delivered = await http.post("/gh", content=body, headers=headers)
-            assert (delivered.status_code, delivered.json()) == (200, {"status": "received"})
+            assert (delivered.status_code, delivered.json()["status"]) == (202, "started")
             again = await http.post("/gh", content=body, headers=headers)
             assert again.json()["status"] == "duplicate"  # dedupe ran, off the handlers' pool
             assert (await http.get("/health")).status_code == 200

@@ -79,6 +79,8 @@ def environment(unit: AppUnit | TaskUnit, plain: Mapping[str, str]) -> list[Obj]
     and the run API's token, both by reference to a Secret, never by value."""
     env = dict(plain)
     env.update({"ENGINE_DATA_DIR": DATA_DIR, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"})
+    # Reached by Service names and pod IPs (the kubelet's probes): not only loopback names.
+    env.setdefault("ENGINE_ALLOWED_HOSTS", "*")
     env.update(
         {f"{g.variable}_FILE": f"{SECRETS_DIR}/{g.variable}" for g in unit.grants if g.as_file}
     )

@@ -19,6 +19,8 @@ import sys
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from engine.runtime.serving import UVICORN_OPTIONS
+
 
 class _HealthChecks(logging.Filter):
     """Keeps the supervisor's health probes (one every few seconds) out of the access log."""
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sys.path.insert(0, args.app_dir)
     sockets = [socket.socket(fileno=args.fd), _private(args.health_port)]
-    config = uvicorn.Config(args.app, workers=args.workers, log_level="info")
+    # Deadlines on slow headers and bodies, and 503 past a bound of connections.
+    config = uvicorn.Config(args.app, workers=args.workers, log_level="info", **UVICORN_OPTIONS)
     logging.getLogger("uvicorn.access").addFilter(_HealthChecks(args.health_path))
     if args.workers > 1:
         Multiprocess(config, sockets=sockets).run()
