@@ -10,11 +10,9 @@ raylet sees an idle worker exit and starts another when it needs one.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import Iterable
-from pathlib import Path
+
+from engine.backends.local.workdirs import terminate_working_in
 
 IDLE_TITLE = b"ray::IDLE"
 PACKAGES_FOLDER = "working_dir_files"
@@ -25,26 +23,7 @@ def package_folder(uri: str) -> str:
     return uri.removeprefix("gcs://").removesuffix(".zip")
 
 
-def idle_workers_in(packages: Iterable[str]) -> list[int]:
-    """Pids of idle Ray workers on this node whose working dir is one of `packages`."""
-    folders = {package_folder(uri) for uri in packages}
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            cwd = Path(os.readlink(entry / "cwd"))
-            if cwd.name not in folders or cwd.parent.name != PACKAGES_FOLDER:
-                continue
-            if (entry / "cmdline").read_bytes().startswith(IDLE_TITLE):
-                found.append(int(entry.name))
-    return found
-
-
 def reap_idle_workers(packages: Iterable[str]) -> list[int]:
-    """SIGTERM each idle worker in one of `packages`; the pids signalled."""
-    pids = idle_workers_in(packages)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    return pids
+    """SIGTERM each idle Ray worker on this node working in one of `packages`."""
+    folders = {package_folder(uri) for uri in packages}
+    return terminate_working_in(folders, PACKAGES_FOLDER, IDLE_TITLE)
