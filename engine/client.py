@@ -250,15 +250,16 @@ def environment(spec_path: Path | None) -> dict[str, str]:
 
 
 def control_plane_environment(layout: Layout, spec: Path | None = None) -> dict[str, str]:
-    """The environment a new control plane starts with: `environment()` for `spec`, else for
-    the applied spec (it reloads that spec after a restart), plus what Python needs to find
-    engine. A cluster target's token secret is read at start, so the first apply needs it."""
+    """The environment a new control plane starts with: `environment()` for `spec`, else the
+    applied spec (it reloads that spec after a restart), plus what Python needs to find
+    engine."""
     from engine.server.apply import PROJECT_FILE
 
     spec_path = spec
     try:
-        if spec_path is None:
-            spec_path = Path(json.loads((layout.dir / PROJECT_FILE).read_text())["spec_path"])
+        spec_path = spec_path or Path(
+            json.loads((layout.dir / PROJECT_FILE).read_text())["spec_path"]
+        )
     except (OSError, ValueError, KeyError):
         spec_path = None
     env = environment(spec_path)

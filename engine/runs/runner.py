@@ -120,6 +120,12 @@ class Runner:
         self._pending: list[_Pending] = []
         self._flushes: set[asyncio.Task[None]] = set()
         self._started = False
+        self._waiting: set[str] = set()  # run ids in a queue, not yet taken by a slot
+        self.leading = asyncio.Event()
+        self.leading.set()
+        """Set while this runner carries out runs. Several control planes on one shared
+        store keep it set on one of them only (see `engine.server.leader`); the others
+        store the runs submitted to them and leave them to it."""
 
     @property
     def tasks(self) -> Mapping[str, TaskUnit]:
@@ -157,6 +163,16 @@ class Runner:
                 adoption.add_done_callback(self._adoptions.discard)
             else:
                 await self._fail(run, WORKER_LOST, retry_now=True)
+
+    async def pick_up(self) -> None:
+        """Enqueue the queued runs in the store, those other control planes stored too.
+        A run enqueued twice starts once: starting it is a compare-and-set."""
+        for run in await self.store.unfinished():
+            if (
+                run.status == RunStatus.QUEUED
+                and run.id not in self._waiting | self._attempts.keys()
+            ):
+                self._enqueue(run.task, run.id)
 
     async def stop(self) -> None:
         """Stop every slot and attempt; runs in flight stay `running` for the next `start()`."""
@@ -305,6 +321,8 @@ class Runner:
     async def _serve(self, slot: _Slot, queue: asyncio.Queue[str]) -> None:
         while not slot.closing:
             run_id = await queue.get()
+            self._waiting.discard(run_id)
+            await self.leading.wait()  # a standby holds it; the leader runs it meanwhile
             slot.busy = True
             try:
                 await self._execute(run_id)
@@ -420,6 +438,7 @@ class Runner:
         queue = self._queues.get(task)
         if queue is not None:
             queue.put_nowait(run_id)
+            self._waiting.add(run_id)
 
     def _schedule_retry(self, run: Run) -> None:
         delay = self.retry_delay * 2 ** max(0, run.attempts - 1)

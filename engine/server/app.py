@@ -30,12 +30,12 @@ from engine.events import ControlPlaneStatus, Status
 from engine.layout import Layout
 from engine.runs.api import make_router
 from engine.runs.runner import Runner
-from engine.runs.store import open_store
 from engine.server.apply import PROJECT_FILE, Applier
 from engine.server.console import make_console_router
 from engine.server.launch import ControlPlaneAddress
+from engine.server.leader import lead
 from engine.server.routes import make_control_router
-from engine.server.targets import open_backend
+from engine.server.targets import open_target
 from engine.state import State
 
 log = logging.getLogger("engine.server")
@@ -52,11 +52,11 @@ class ControlPlane:
         self.target = layout.target
         layout.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.state = State(layout.dir)
-        self.store = open_store("", layout.dir / "runs.db")
         context = ProjectContext(self.project, layout.root, api.url, api.token)
         applied = self._project().get("spec_path")
         spec = spec_path or (Path(applied) if applied else None)
-        self.backend, self.executor = open_backend(layout, self.state, context, spec)
+        opened = open_target(layout, self.state, context, spec)
+        self.backend, self.executor, self.store = opened.backend, opened.executor, opened.store
         self.runner = Runner(self.store, self.executor, layout.run_logs, api.url)
         self.applier = Applier(
             layout, self.state, self.backend, self.runner, api, target=self.target
@@ -160,10 +160,13 @@ def create_control_plane(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await plane.recover()
-        await plane.runner.start()
+        leader = asyncio.create_task(lead(plane.runner, plane.store), name="runner-lead")
         try:
             yield
         finally:
+            leader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await leader
             await plane.runner.stop()
             await plane.executor.close()
             await plane.backend.close()

@@ -1,10 +1,11 @@
-"""Open the backend of a control plane's target: the local one, or a cluster's by name."""
+"""Open what a control plane's target runs on: its backend (local, or a cluster's by
+name), its task executor and its run store (SQLite, or a shared PostgreSQL)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,40 +16,81 @@ from engine.backends.local.environment import base_environment
 from engine.backends.local.tasks import LocalTaskExecutor
 from engine.errors import UsageError
 from engine.layout import LOCAL, MARKER_VARIABLE, Layout
+from engine.runs.store import RunStore, open_store
+from engine.spec.model import Target
 from engine.state import State
 
 
-def open_backend(
+@dataclass(frozen=True)
+class Opened:
+    """What a control plane carries its target out with."""
+
+    backend: Backend
+    executor: TaskExecutor
+    store: RunStore
+
+
+def open_target(
     layout: Layout,
     state: State,
     context: ProjectContext,
     spec_path: Path | None,
     environ: Mapping[str, str] = os.environ,
-) -> tuple[Backend, TaskExecutor]:
-    """The backend of `layout.target`, and its task executor (the local one when the
-    backend brings none).
+) -> Opened:
+    """The backend, task executor and run store of `layout.target`.
 
-    A cluster target is read from its spec (`spec_path`, or the one last applied), with
-    the secrets it names (a cluster token), from `environ`.
+    The target is read from its spec (`spec_path`, or the one last applied), with the
+    secrets it names (a cluster token, the run store's password) from `environ`. The
+    local target needs no spec: without one its runs are in SQLite under `.engine/`.
     """
-    if layout.target == LOCAL:
+    target, project = _target(layout, spec_path, environ)
+    needed = {} if target is None else _named_secrets(target, spec_path, environ)
+    url = target.run_store if target else ""
+    password = (
+        needed.get(target.run_store_password) if target and target.run_store_password else None
+    )
+    store = open_store(url, layout.dir / "runs.db", password)
+    if target is None or target.backend == LOCAL:
         backend = LocalBackend(context, layout, state, base_environment(environ))
-        return backend, local_task_executor(layout, context, environ)
-    from engine.load import check_spec
-    from engine.secrets import resolve_secrets
+        return Opened(backend, local_task_executor(layout, context, environ), store)
+    # A cluster names the project's apps after it: the spec's name, from the first start
+    # (before the first apply the control plane knows only the folder's name).
+    context = replace(context, project=project or context.project)
+    module: Any = backend_module(target.backend)
+    backend, executor = module.create(target, context, layout.dir, needed)
+    return Opened(backend, executor or local_task_executor(layout, context, environ), store)
 
+
+def _target(
+    layout: Layout, spec_path: Path | None, environ: Mapping[str, str]
+) -> tuple[Target | None, str | None]:
+    """The target and the spec's project name (None, None: local without a spec)."""
     if spec_path is None:
+        if layout.target == LOCAL:
+            return None, None
         raise UsageError(
             f"target {layout.target!r} has not been applied yet; "
             f"run `engine apply SPEC --target {layout.target}` first"
         )
+    from engine.load import check_spec
+
     spec = check_spec(spec_path, environ, target=layout.target).spec
-    target = spec.targets[layout.target]
-    # A cluster names the project's apps after it: the spec's name, from the first start.
-    context = dataclasses.replace(context, project=spec.project)
-    module: Any = backend_module(target.backend)
-    backend, executor = module.create(target, context, layout.dir, resolve_secrets(spec, environ))
-    return backend, executor or local_task_executor(layout, context, environ)
+    return spec.targets[layout.target], spec.project
+
+
+def _named_secrets(
+    target: Target, spec_path: Path | None, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The values of the secrets the target itself names (not the apps' and tasks')."""
+    from engine.load import load_spec
+    from engine.secrets import resolve_secrets
+
+    names = {n for n in (target.token, target.run_store_password) if n}
+    if not names or spec_path is None:
+        return {}
+    spec = load_spec(spec_path, environ)
+    only = replace(spec, secrets={n: s for n, s in spec.secrets.items() if n in names})
+    return resolve_secrets(only, environ)
 
 
 def local_task_executor(

@@ -47,6 +47,10 @@ def with_ray_target(spec: Path, head: Head) -> None:
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
+def bearer(head: Head) -> dict[str, str]:
+    return {"Authorization": f"Bearer {head.token}"}
+
+
 def engine(folder: Path, head: Head, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **EXAMPLE_SECRETS, "RAY_TEST_TOKEN": head.token}
     env["PYTHONPATH"] = str(REPO)
@@ -58,12 +62,15 @@ def engine(folder: Path, head: Head, *args: str) -> subprocess.CompletedProcess[
 def test_apply_runs_the_example_on_ray_and_destroy_removes_it(
     head: Head, tmp_path: Path, example: str
 ) -> None:
-    spec = copy_project(EXAMPLES / example, tmp_path / example)
+    spec = copy_project(EXAMPLES / example, tmp_path / "work")  # not named as the project
     with_ray_target(spec, head)
-    apps = sorted(yaml.safe_load(spec.read_text())["apps"])
+    doc = yaml.safe_load(spec.read_text())
+    apps = sorted(doc["apps"])
     try:
         applied = engine(spec.parent, head, "apply", "spec.yaml")
         assert applied.returncode == 0, applied.stdout + applied.stderr
+        serve = httpx.get(f"{head.address}/api/serve/applications/", headers=bearer(head))
+        assert sorted(serve.json()["applications"]) == [f"{doc['project']}.{a}" for a in apps]
         for app in apps:
             url = f"http://127.0.0.1:{head.serve_port}/{app}/health"
             assert httpx.get(url, timeout=10).status_code == 200, app

@@ -25,8 +25,9 @@ def new_run_id() -> str:
     return secrets.token_urlsafe(9)
 
 
-def open_store(url: str, path: Path) -> RunStore:
-    """The run store at `url`: SQLite at `path` when `url` is empty, else PostgreSQL."""
+def open_store(url: str, path: Path, password: str | None = None) -> RunStore:
+    """The run store at `url`: SQLite at `path` when `url` is empty, else PostgreSQL (with
+    `password`, kept out of the URL)."""
     if not url:
         from engine.runs.store.sqlite import SQLiteRunStore
 
@@ -36,11 +37,10 @@ def open_store(url: str, path: Path) -> RunStore:
             postgres = importlib.import_module("engine.runs.store.postgres")
         except ModuleNotFoundError as exc:
             raise UsageError(
-                "this engine has no PostgreSQL run store (engine.runs.store.postgres is "
-                f"missing: {exc}); use the default SQLite store (no `run_store:`) or install "
-                "an engine with PostgreSQL support"
+                f"a postgresql:// run_store needs psycopg ({exc}); install it with: "
+                "pip install 'engine[postgres]', or leave `run_store:` out for SQLite"
             ) from exc
-        store: RunStore = postgres.PostgresRunStore(url)
+        store: RunStore = postgres.PostgresRunStore(url, password=password)
         return store
     scheme = url.partition("://")[0] or url
     raise UsageError(
