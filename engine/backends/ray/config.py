@@ -143,6 +143,8 @@ def environment(
     env["ENGINE_SECRETS_FILE"] = str(files.values)
     env.update({f"{g.variable}_FILE": str(files.file(g)) for g in unit.grants if g.as_file})
     env[HASH_VARIABLE] = unit.hash
+    # Reached through Serve's proxy by the cluster's host names, not only loopback ones.
+    env.setdefault("ENGINE_ALLOWED_HOSTS", "*")
     return dict(sorted(env.items()))
 
 
