@@ -261,7 +261,8 @@ class Runner:
         deadline = self._attempts.get(run_id)
         if deadline is not None:  # ends the attempt's await now, as a timeout would
             self._cancelled.add(run_id)
-            deadline.reschedule(asyncio.get_running_loop().time())
+            if not deadline.expired():
+                deadline.reschedule(asyncio.get_running_loop().time())
         return cancelled
 
     # Submissions
@@ -380,7 +381,7 @@ class Runner:
             if run.id in self._cancelled:
                 return  # cancel(): the store says so already
             if isinstance(exc, TimeoutError):  # ours, or the target's deadline (a Job's)
-                error = f"timed out after {timeout:g} s"
+                error = f"timed out after {timeout:g} s" if timeout else _describe(exc)
                 self._changed(await self.store.finish(run.id, RunStatus.TIMED_OUT, error=error))
                 return
             log.error("run %s: the executor failed", run.id, exc_info=exc)
@@ -405,6 +406,7 @@ class Runner:
             handle = self.executor.handle(run_id)
             if handle is not None:
                 if timeout is not None and run_id not in self._cancelled:
+                    # Its deadline was None until now; only cancel() moves it otherwise.
                     deadline.reschedule(asyncio.get_running_loop().time() + timeout)
                 await self.store.set_handle(run_id, handle.encode())
                 return

@@ -145,6 +145,9 @@ class ControlPlane:
         for name in list(self.state.tasks()):
             self.state.delete_task(name)
         await self.runner.configure([], {})
+        purge = getattr(self.executor, "purge", None)  # a cluster's jobs the runner lost track of
+        if purge is not None:
+            await purge()
         # What outlived its process group (a task's child that called setsid, say).
         await asyncio.to_thread(local.stop_marked, self.layout)
         (self.layout.dir / PROJECT_FILE).unlink(missing_ok=True)

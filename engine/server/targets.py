@@ -43,7 +43,7 @@ def open_target(
     secrets it names (a cluster token, the run store's password) from `environ`. The
     local target needs no spec: without one its runs are in SQLite under `.engine/`.
     """
-    target = _target(layout, spec_path, environ)
+    target, project = _target(layout, spec_path, environ)
     needed = {} if target is None else _named_secrets(target, spec_path, environ)
     url = target.run_store if target else ""
     password = (
@@ -53,15 +53,21 @@ def open_target(
     if target is None or target.backend == LOCAL:
         backend = LocalBackend(context, layout, state, base_environment(environ))
         return Opened(backend, local_task_executor(layout, context, environ), store)
+    # A cluster names the project's apps after it: the spec's name, from the first start
+    # (before the first apply the control plane knows only the folder's name).
+    context = replace(context, project=project or context.project)
     module: Any = backend_module(target.backend)
     backend, executor = module.create(target, context, layout.dir, needed)
     return Opened(backend, executor or local_task_executor(layout, context, environ), store)
 
 
-def _target(layout: Layout, spec_path: Path | None, environ: Mapping[str, str]) -> Target | None:
+def _target(
+    layout: Layout, spec_path: Path | None, environ: Mapping[str, str]
+) -> tuple[Target | None, str | None]:
+    """The target and the spec's project name (None, None: local without a spec)."""
     if spec_path is None:
         if layout.target == LOCAL:
-            return None
+            return None, None
         raise UsageError(
             f"target {layout.target!r} has not been applied yet; "
             f"run `engine apply SPEC --target {layout.target}` first"
@@ -69,7 +75,7 @@ def _target(layout: Layout, spec_path: Path | None, environ: Mapping[str, str]) 
     from engine.load import check_spec
 
     spec = check_spec(spec_path, environ, target=layout.target).spec
-    return spec.targets[layout.target]
+    return spec.targets[layout.target], spec.project
 
 
 def _named_secrets(

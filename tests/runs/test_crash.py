@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from engine.backends.base import AttemptHandle, NewRun, Run
-from engine.backends.local.workers import is_alive, kill_group
+from engine.backends.local.procs import is_ours
+from engine.backends.local.workers import kill_group
 from engine.runs.store.sqlite import SQLiteRunStore
 from tests.runs.conftest import finished, running
 from tests.runs.control_plane import slow_unit
@@ -73,10 +74,10 @@ def test_a_run_in_flight_at_a_kill_9_ends_once(
     finally:
         plane.send_signal(signal.SIGKILL)
         plane.wait()
-    assert is_alive(pid, start), "the worker outlives its control plane"
+    assert is_ours(pid, start), "the worker outlives its control plane"
     if not worker_survives:
         kill_group(pid, start)
-        _until(lambda: not is_alive(pid, start))
+        _until(lambda: not is_ours(pid, start))
 
     async def recover() -> Run:
         task = slow_unit(project, retries=1)
@@ -95,4 +96,4 @@ def test_a_run_in_flight_at_a_kill_9_ends_once(
         assert (done.status, done.attempts, done.outputs) == ("succeeded", 2, {"slept": 2.0})
         assert lines[:2] == ["start", str(pid)] and lines[2] == "start" and lines[3] != str(pid)
         assert lines[4:] == ["end", lines[3]]
-    _until(lambda: not is_alive(pid, start))
+    _until(lambda: not is_ours(pid, start))

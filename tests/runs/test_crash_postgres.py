@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 
 from engine.backends.base import AttemptHandle, Run
-from engine.backends.local.workers import is_alive, kill_group
+from engine.backends.local.procs import is_ours
+from engine.backends.local.workers import kill_group
 from engine.runs.store.postgres import PostgresRunStore
 from tests.postgres import PASSWORD, PostgresServer
 from tests.runs.run_api_process import RunAPIProcess
@@ -54,7 +55,7 @@ def test_a_run_in_flight_at_a_kill_9_is_adopted_and_ends_once(
             pid, start = map(int, AttemptHandle.decode(run.handle).ref.split(":"))
             first.proc.kill()  # SIGKILL: no shutdown, the store is all that is left
             first.proc.wait()
-        assert is_alive(pid, start), "the worker outlives its control plane"
+        assert is_ours(pid, start), "the worker outlives its control plane"
 
         with RunAPIProcess(state, config, PASSWORD) as second:
             done = httpx.get(

@@ -100,23 +100,28 @@ async def runner_over(
 
 
 def test_a_success_is_stored_with_its_outputs_and_handle(tmp_path: Path) -> None:
+    store = SQLiteRunStore(tmp_path / "runs.db")
     handles: list[str | None] = []
 
     async def behaviour(attempt: Attempt) -> AttemptResult:
-        run = await runner.store.get(attempt.run_id)
+        run = await store.get(attempt.run_id)
         handles.append(run.handle if run else None)  # recorded before the attempt begins
         return ok(attempt)
 
     async def scenario() -> None:
-        nonlocal runner
-        async with runner_over(tmp_path, FakeExecutor(behaviour), [unit()]) as runner:
+        runner = Runner(store, FakeExecutor(behaviour), tmp_path / "runs", "http://cp")
+        await runner.configure([unit()], {})
+        await runner.start()
+        try:
             created = await runner.submit("t", {"x": 1})
             run = await runner.wait(created.run.id, 5)
             assert (run.status, run.outputs, run.attempts) == ("succeeded", {"echo": {"x": 1}}, 1)
+            assert handles == [f"fake:{run.id}"]
+        finally:
+            await runner.stop()
+            await store.close()
 
-    runner: Runner
     asyncio.run(scenario())
-    assert len(handles) == 1 and handles[0] is not None and handles[0].startswith("fake:")
 
 
 def test_failures_are_retried_with_back_off_then_fail(tmp_path: Path) -> None:

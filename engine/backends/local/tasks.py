@@ -37,13 +37,13 @@ from engine.backends.base import (
     TaskUnit,
     unit_environment,
 )
+from engine.backends.local import procs
 from engine.backends.local.environment import secret_environment
 from engine.backends.local.worker import DEFAULT_LOG_CAP
 from engine.backends.local.workers import (
     WorkerLost,
     WorkerProcess,
     WorkerStartError,
-    is_alive,
     kill_group,
 )
 
@@ -127,8 +127,8 @@ class _Workers:
 
     @property
     def done(self) -> bool:
-        """Whether a retired set has no worker left."""
-        return self.retired and not self._busy and not self._idle
+        """Whether a retired set has no worker left, nor one still stopping."""
+        return self.retired and not self._busy and not self._idle and not self._chores
 
     async def close(self) -> None:
         """Kill every worker and wait for them and every background chore."""
@@ -226,13 +226,18 @@ class LocalTaskExecutor:
     async def run(self, attempt: Attempt) -> AttemptResult:
         """Carry out `attempt` on an idle worker of its task's current version. Cancelling
         the call kills the worker's process group (and so what the handler started)."""
-        workers = self._current.get(attempt.task)
-        if workers is None:
-            return AttemptResult(Outcome.FAILED, error=f"task {attempt.task!r} is not configured")
-        try:
-            worker, spawned = await workers.take()
-        except WorkerStartError as exc:
-            return AttemptResult(Outcome.FAILED, error=str(exc))
+        while True:
+            workers = self._current.get(attempt.task)
+            if workers is None:
+                error = f"task {attempt.task!r} is not configured"
+                return AttemptResult(Outcome.FAILED, error=error)
+            try:
+                worker, spawned = await workers.take()
+            except WorkerStartError as exc:
+                return AttemptResult(Outcome.FAILED, error=str(exc))
+            if not workers.retired:
+                break
+            workers.give_back(worker)  # a new version came while it started: use that
         self._handles[attempt.run_id] = AttemptHandle("local", f"{worker.pid}:{worker.start_time}")
         kept = False
         try:
@@ -272,7 +277,7 @@ class LocalTaskExecutor:
             return None
         path = result_path(attempt.log_path)
         try:
-            while is_alive(pid, start):
+            while procs.is_ours(pid, start):
                 if (result := _read_result(path, attempt)) is not None:
                     break
                 await asyncio.sleep(REATTACH_POLL)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import engine
+from engine.backends.local import procs
 
 READY_TIMEOUT = 60.0
 """Seconds a new worker may take to import its handler."""
@@ -38,30 +39,9 @@ class WorkerLost(Exception):
     """Raised when a worker ends (or is ended) before it replies."""
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields 3.. of `/proc/<pid>/stat` (after the parenthesised command name)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
-def process_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (stat field 22), or None."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
-def is_alive(pid: int, start_time: int) -> bool:
-    """True if `pid` runs (not a zombie) and is the process that started at `start_time`."""
-    fields = _stat_fields(pid) if pid > 0 else None
-    return fields is not None and fields[0] not in ("Z", "X") and int(fields[19]) == start_time
-
-
 def kill_group(pid: int, start_time: int) -> None:
     """SIGKILL the process group led by `pid`, if that process is still the one we mean."""
-    if is_alive(pid, start_time):
+    if procs.is_ours(pid, start_time):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
 
@@ -88,7 +68,7 @@ class WorkerProcess:
         writer: asyncio.StreamWriter,
     ) -> None:
         self.process = process
-        self.start_time = process_start_time(process.pid) or 0
+        self.start_time = procs.process_start_time(process.pid) or 0
         self._reader = reader
         self._writer = writer
 

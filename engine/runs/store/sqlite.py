@@ -107,6 +107,8 @@ class SQLiteRunStore:
         self._migrate()
 
     def _migrate(self) -> None:
+        if self._db.execute("PRAGMA user_version").fetchone()[0] == VERSION:
+            return  # current: opening takes no write lock (the CLI reads history so)
         with self._transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > VERSION:
