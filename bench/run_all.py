@@ -25,9 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import table
 
-ORDER = ("compile", "apply", "webhook", "memory", "runs", "websocket", "soak")
-QUICK = {"runs": ["--runs", "500"], "websocket": ["--rounds", "3"], "soak": ["--seconds", "10"]}
-TAKES_ARGV = {"runs", "websocket", "soak"}
+ORDER = ("compile", "apply", "webhook", "memory", "runs", "websocket", "soak", "dev_reload")
+QUICK = {
+    "runs": ["--runs", "500"],
+    "websocket": ["--rounds", "3"],
+    "soak": ["--seconds", "10"],
+    "dev_reload": ["--rounds", "3"],
+}
+TAKES_ARGV = {"runs", "websocket", "soak", "dev_reload"}
 MARK = "RESULT "
 TIMEOUT = 1800
 
@@ -116,6 +121,17 @@ def summarise(name: str, r: dict[str, float]) -> list[Row]:
             f"{r['soak_lost']:.0f} lost, {r['soak_duplicated']:.0f} duplicated"
         )
         return [(figure, "-", "-", "0 5xx, 0 lost, 0 duplicated", bool(r["soak_ok"]))]
+    if name == "dev_reload":
+        ours, theirs = r["dev_reload_s"], r["dev_reload_baseline_s"]
+        return [
+            (
+                f"{ours:.2f} s save to answer",
+                f"uvicorn --reload {theirs:.2f} s",
+                _x(ours / theirs),
+                "<= 1.5 s",
+                ours <= 1.5,
+            )
+        ]
     raise ValueError(name)
 
 

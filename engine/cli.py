@@ -600,10 +600,12 @@ def render(
 
 
 def _register_new() -> None:
+    from engine.cli_dev import dev
     from engine.cli_new import new
     from engine.cli_store import store
 
     main.add_command(new)
+    main.add_command(dev)
     main.add_command(store)
 
 

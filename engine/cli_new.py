@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from engine.errors import EngineError, SpecError, UsageError
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="A folder of your own blueprints, overriding built-ins of the same name; repeatable.",
 )
-@click.option("--list", "show_list", is_flag=True, help="List the blueprints and exit.")
+@click.option("--list", "show_list", is_flag=True, help="List the blueprints and their parameters.")
 def new(
     blueprint: str | None,
     directory: Path | None,
@@ -72,6 +73,25 @@ def _list(folders: tuple[Path, ...]) -> None:
         origin = "" if item.builtin else f"  [{item.path.parent}]"
         summary = item.description.splitlines()[0] if item.description else ""
         click.echo(f"{name.ljust(width)}  {summary}{origin}")
+        for line in _parameter_lines(item):
+            click.echo(f"{''.ljust(width)}    {line}")
+
+
+def _parameter_lines(blueprint: Any) -> list[str]:
+    """`--set NAME=...` lines: each parameter's type, default (or required) and description."""
+    lines = []
+    for name, schema in blueprint.properties.items():
+        kind = schema.get("type", "any")
+        kind = "|".join(kind) if isinstance(kind, list) else kind
+        if name in blueprint.required:
+            given = "required"
+        elif "default" in schema:
+            given = f"default {json.dumps(schema['default'])}"
+        else:
+            given = "optional"
+        description = schema.get("description", "")
+        lines.append(f"--set {name}=<{kind}>  ({given}) {description}".rstrip())
+    return lines
 
 
 def _new(

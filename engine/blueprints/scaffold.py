@@ -28,6 +28,9 @@ from engine.blueprints.render import (
 from engine.errors import Diagnostic, SpecError, UsageError
 
 SPEC_FILE = "spec.yaml"
+GITIGNORE = ".gitignore"
+IGNORED = ".engine/\n"
+"""What a new project's `.gitignore` holds: the engine's state, logs and builds."""
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 
 
@@ -103,6 +106,7 @@ def render_project(
         message = f"files/{SPEC_FILE} would overwrite the generated spec; remove it"
         raise SpecError([Diagnostic(str(blueprint.path), 1, 1, "$", message)])
     files = {SPEC_FILE: _spec_text(blueprint, name, parameters, fragment).encode(), **files}
+    files.setdefault(GITIGNORE, IGNORED.encode())
     notes = render_notes(blueprint, context)
     return Project(blueprint, name, parameters, files, notes)
 
@@ -120,6 +124,7 @@ def _spec_text(blueprint: Blueprint, name: str, parameters: dict[str, Any], frag
         for k, v in sorted(parameters.items())
     )
     header = [
+        modeline(),
         f"# Created by: engine new {blueprint.name} DIR {sets}".rstrip(),
         f"# {blueprint.description}" if blueprint.description else "#",
         "version: 1",
@@ -127,6 +132,13 @@ def _spec_text(blueprint: Blueprint, name: str, parameters: dict[str, Any], frag
         "",
     ]
     return "\n".join(header) + "\n" + fragment.lstrip("\n")
+
+
+def modeline() -> str:
+    """The comment that points the YAML language server at the installed schema."""
+    from engine.resources import schema_path
+
+    return f"# yaml-language-server: $schema={schema_path().resolve()}"
 
 
 def write_project(project: Project, directory: Path) -> list[Path]:

@@ -201,6 +201,7 @@ def build_module(spec: Spec, app: App) -> AppModule:
         name=app.name,
         description=app.description,
         health=app.health,
+        **({} if app.metrics else {"metrics": False}),  # the default is left out of the code
         **hosts,
         **b.rate_limit(app.rate_limit),
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +33,9 @@ from engine.errors import RunInputError
 from engine.runs.errors import UnknownRunError, UnknownTaskError
 from engine.runs.runner import Runner
 from engine.runs.store import Run, RunStatus, RunStore
+from engine.runtime.access import request_id
+
+log = logging.getLogger("engine.runs")
 
 MAX_WAIT = 300.0
 """Longest a `/wait` call holds the connection, in seconds; longer timeouts are capped."""
@@ -185,6 +189,10 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
             loc = ["body", "inputs", *filter(None, exc.field.split("."))]
             detail = [{"loc": loc, "msg": exc.message, "type": "run_input"}]
             raise HTTPException(422, detail) from exc
+        # Ties the run to the request that started it (the app's id, passed on by its run
+        # client), so one grep follows a request from the app's log into the run.
+        run = created.run
+        log.info("run %s of task %s queued (request id %s)", run.id, run.task, request_id.get())
         if not created.created:
             response.status_code = 200
         return as_json(created.run)

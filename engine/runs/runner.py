@@ -58,6 +58,7 @@ from engine.backends.base import (
 )
 from engine.runs.errors import UnknownRunError, UnknownTaskError
 from engine.runs.inputs import InputValidator
+from engine.runs.metrics import record_run
 from engine.runs.store import Created, NewRun, Run, RunStatus, RunStore
 
 __all__ = ["WORKER_LOST", "Runner"]
@@ -454,6 +455,7 @@ class Runner:
     def _changed(self, run: Run | None) -> None:
         if run is None:
             return  # a refused compare-and-set: someone else moved the run
+        record_run(run)
         for changes in self._subscribers.get(run.id, ()):
             changes.put_nowait(run)
 

@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from engine.runtime import ConfigError, endpoint
+from engine.runtime.access import RequestLog
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import ApiKey, Auth, Bearer, resolve
 from engine.runtime.handlers import Handler
@@ -65,16 +66,19 @@ def create_app(
     name: str,
     description: str = "",
     health: str = "/health",
+    metrics: bool = True,
     allowed_hosts: tuple[str, ...] | None = None,
     rate_limit: RateLimit | None = None,
 ) -> FastAPI:
-    """A FastAPI app with a health route, OpenAPI docs at /docs and one pooled HTTP client.
+    """A FastAPI app with a health route, OpenAPI docs at /docs, `GET /metrics` (unless
+    `metrics` is False), request ids and access lines, and one pooled HTTP client.
 
     It answers only requests for `allowed_hosts` (default: engine.runtime.hosts) that no
     other site's page sent. `rate_limit` limits every request and WebSocket handshake but
     the health check.
     """
     state = Shared.from_env(project, name)
+    state.metrics = metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +115,13 @@ def create_app(
             limiter=Limiter(rate_limit, f"app {name}"),
             exempt=frozenset({health}),
         )
+    recorder = None
+    if metrics:
+        from engine.runtime.metrics import METRICS_PATH, RequestMetrics, metrics_endpoint
+
+        recorder = RequestMetrics(name)
+        app.add_api_route(METRICS_PATH, metrics_endpoint, methods=["GET"], include_in_schema=False)
+    app.add_middleware(RequestLog, metrics=recorder)
     return app
 
 
@@ -277,6 +288,7 @@ def add_websocket(
         max_connections=max_connections,
         allow=allow,
         limiter=Limiter(rate_limit, f"WS {path}") if rate_limit else None,
+        path=path,
     )
     app.add_api_websocket_route(path, socket)
 

@@ -16,6 +16,8 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from engine.runtime.access import HEADER, request_id
+
 __all__ = ["Proxy"]
 
 log = logging.getLogger("engine.runtime")
@@ -36,7 +38,8 @@ _HOP = frozenset(
         "content-length",
     }
 )
-_DROP_BACK = _HOP | {"content-encoding", "date", "server"}
+_DROP_BACK = _HOP | {"content-encoding", "date", "server", HEADER.lower()}
+_HOP_AND_ID = _HOP | {HEADER.lower()}
 _PARAM = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?}")
 _TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
@@ -56,7 +59,7 @@ class Proxy:
         self.base_url = base_url.rstrip("/")
         self.target_path = target_path
         self.credentials = dict(credentials or {})
-        self.skip = _HOP | {h.lower() for h in drop}
+        self.skip = _HOP_AND_ID | {h.lower() for h in drop}
 
     def url_path(self, request: Request) -> str:
         """The upstream path: `target_path` with `{name}` filled from the request's path."""
@@ -72,6 +75,9 @@ class Proxy:
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in self.skip]
         present = {k.lower() for k, _ in headers}
         headers += [(k, v) for k, v in self.credentials.items() if k.lower() not in present]
+        rid = request_id.get()
+        if rid is not None:  # the id this app answers with, the client's or a new one
+            headers.append((HEADER, rid))
         url = self.base_url + self.url_path(request)
         if request.url.query:
             url += "?" + request.url.query

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ControlPlaneError
 from engine.runtime import ConfigError
+from engine.runtime.access import HEADER, request_id
 
 if TYPE_CHECKING:  # a RunClient exists only beside the app's httpx client, imported there
     import httpx
@@ -134,13 +135,23 @@ class RunClient:
 
         try:
             response = await self.http.request(
-                method, self.base_url + path, headers=self.headers, timeout=timeout, **kwargs
+                method,
+                self.base_url + path,
+                headers=_with_id(self.headers),
+                timeout=timeout,
+                **kwargs,
             )
         except httpx.HTTPError as exc:
             raise RunAPIUnreachable(f"run API unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 400:
             raise RunAPIError(response.status_code, _json_or_text(response))
         return response
+
+
+def _with_id(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` plus the request id of the request being answered, if any."""
+    rid = request_id.get()
+    return {**headers, HEADER: rid} if rid is not None else headers
 
 
 def _json_or_text(response: httpx.Response) -> Any:

@@ -29,6 +29,7 @@ class Shared:
     http: httpx.AsyncClient | None = None
     run_api: tuple[str, str] | None = None
     needs_http: bool = False
+    metrics: bool = True
 
     @classmethod
     def from_env(cls, project: str, name: str) -> Shared:

@@ -17,13 +17,15 @@ redelivery to one is answered again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from engine.runtime import ConfigError, jsonbody, secret
+from engine.runtime.access import request_id
 from engine.runtime.actions import Action, Respond, Run, compile_action, context
 from engine.runtime.auth import Auth, resolve
 from engine.runtime.ratelimit import Limiter, too_many
@@ -40,6 +42,8 @@ from engine.runtime.signatures import (
 __all__ = ["CATCH_ALL", "PROVIDERS", "Webhook"]
 
 PROVIDERS = ("github", "standard", "plain")
+
+log = logging.getLogger("engine.webhooks")
 CATCH_ALL = "*"
 """The `events:` key whose action handles every event not listed by name."""
 
@@ -82,6 +86,12 @@ class Webhook:
         self.max_body = max_body
         self.limiter = limiter
         self.dedupe = dedupe if provider != "plain" else None  # plain has no delivery id
+        self.path = path
+        self.count: Callable[[str], None] | None = None
+        if state.metrics:
+            from engine.runtime.metrics import webhook_delivery
+
+            self.count = webhook_delivery(state.name, path)
         actions = [*(events or {}).values(), *([action] if action else [])]
         if any(isinstance(a, Run) for a in actions):
             state.need_runs()
@@ -93,16 +103,32 @@ class Webhook:
         return standard_key(value, var) if self.provider == "standard" else value.encode()
 
     async def __call__(self, request: Request) -> Response:
-        """The route's endpoint."""
+        """The route's endpoint; a refusal is logged with its reason (the detail answered,
+        which never holds a secret or a signature)."""
         try:
-            return await self._handle(request)
+            response, result = await self._handle(request)
         except _Reject as reject:
-            return reject.response
+            response, result = reject.response, "rejected"
+            self._refused(response.status_code, str(reject))
+        if self.count is not None:
+            self.count(result)
+        return response
 
-    async def _handle(self, request: Request) -> Response:
+    def _refused(self, status: int, why: str) -> None:
+        log.warning(
+            "webhook %s refused a delivery with %d: %s (id=%s)",
+            self.path,
+            status,
+            why,
+            request_id.get(),
+        )
+
+    async def _handle(self, request: Request) -> tuple[Response, str]:
+        """The response and the delivery's result (see engine.runtime.metrics.WEBHOOKS)."""
         wait = await self.limiter.hit(request) if self.limiter else None
         if wait is not None and self.limiter:
-            return too_many(self.limiter, wait)
+            self._refused(429, "over its rate limit")
+            return too_many(self.limiter, wait), "rejected"
         self._check_declared_length(request)
         denied = self.guard.check(request.headers)
         if denied:
@@ -112,10 +138,10 @@ class Webhook:
         body = self._parse(raw)
         event, delivery = self._event(request, body)
         if self.provider == "github" and event == "ping" and "ping" not in self.events:
-            return JSONResponse({"status": "pong"})
+            return JSONResponse({"status": "pong"}), "ignored"
         action = self.action if self.provider == "plain" else self._route(event)
         if action is None:
-            return JSONResponse({"status": "ignored"}, 202)
+            return JSONResponse({"status": "ignored"}, 202), "ignored"
         ctx = context(
             path=request.path_params,
             query=request.query_params,
@@ -129,9 +155,10 @@ class Webhook:
         if runs is not None and delivery and self.dedupe:
             runs = runs.keyed(delivery, self.dedupe)
         try:
-            return await action(ctx, runs)
+            response = await action(ctx, runs)
         except DuplicateRun:
-            return JSONResponse({"status": "duplicate", "delivery": delivery})
+            return JSONResponse({"status": "duplicate", "delivery": delivery}), "duplicate"
+        return response, "accepted" if response.status_code < 500 else "failed"
 
     def _check_declared_length(self, request: Request) -> None:
         declared = request.headers.get("content-length")

@@ -127,6 +127,7 @@ class SocketEndpoint:
         max_connections: int | None,
         allow: tuple[str, ...] | None = None,
         limiter: Limiter | None = None,
+        path: str = "",
     ) -> None:
         if (pattern is None) == (handler is None):
             raise ValueError("a WebSocket needs exactly one of pattern and handler")
@@ -149,6 +150,11 @@ class SocketEndpoint:
         self.limiter = limiter
         self.clients: set[Connection] = set()
         self.rooms: dict[str, set[Connection]] = {}
+        self.gauge = None
+        if state.metrics:
+            from engine.runtime.metrics import websocket_gauge
+
+            self.gauge = websocket_gauge(state.name, path)
 
     async def __call__(self, websocket: WebSocket) -> None:
         """The route's endpoint."""
@@ -165,10 +171,14 @@ class SocketEndpoint:
             await conn.close(1013)
             return
         self.clients.add(conn)
+        if self.gauge is not None:
+            self.gauge.inc()
         try:
             await self._serve(conn)
         finally:
             self.clients.discard(conn)
+            if self.gauge is not None:
+                self.gauge.dec()
             await conn.close(1000)
 
     async def _serve(self, conn: Connection) -> None:

@@ -20,6 +20,7 @@ import uvicorn
 
 from engine.backends import local
 from engine.layout import Layout, keep_files_private, private_dir, tighten
+from engine.runtime.access import LOG_CONFIG
 from engine.server.app import create_control_plane
 from engine.server.launch import ControlPlaneAddress
 from engine.state import ControlPlaneInfo
@@ -64,7 +65,12 @@ async def _serve(layout: Layout, spec_path: Path | None) -> None:
     sock = _bind(preferred, required=pinned is not None)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = create_control_plane(layout, ControlPlaneAddress(url, token), spec_path)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
+    # A followed log (`engine logs -f`, `engine dev`) never ends by itself: give open
+    # streams a second to finish on shutdown, then close them, so destroy does not hang.
+    config = uvicorn.Config(
+        app, log_config=LOG_CONFIG, access_log=False, timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
     pid = os.getpid()
     ControlPlaneInfo(url, pid, local.start_time(pid) or 0, token).write(layout.dir)
 

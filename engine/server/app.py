@@ -34,6 +34,7 @@ from engine.server.apply import PROJECT_FILE, Applier
 from engine.server.console import make_console_router
 from engine.server.launch import ControlPlaneAddress
 from engine.server.leader import lead
+from engine.server.metrics import install_metrics
 from engine.server.routes import make_control_router
 from engine.server.targets import open_target
 from engine.state import State
@@ -184,6 +185,7 @@ def create_control_plane(
         openapi_url="/api/openapi.json",
     )
     app.state.plane = plane
+    install_metrics(app, plane.store.unfinished, plane.apps)
     app.include_router(make_control_router(plane, api.token))
     app.include_router(make_router(plane.runner, plane.store, token=api.token, base_url=api.url))
     app.include_router(

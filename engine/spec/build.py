@@ -228,6 +228,7 @@ def _app(doc: Document, name: str, app: dict[str, Any]) -> App:
         grants=_grants(app.get("secrets", [])),
         auth=auth,
         health=app.get("health", HEALTH_PATH),
+        metrics=app.get("metrics", True),
         allowed_hosts=tuple(app["allowed_hosts"]) if "allowed_hosts" in app else None,
         routes=tuple(_route(r) for r in app.get("routes", [])),
         webhooks=tuple(_webhook(w) for w in app.get("webhooks", [])),

@@ -16,10 +16,15 @@ from typing import Any
 from engine.errors import Diagnostic
 from engine.runtime.expressions import check_syntax
 from engine.spec.loader import Document, JsonPath
-from engine.spec.model import HEALTH_PATH
+from engine.spec.model import HEALTH_PATH, METRICS_PATH
 from engine.spec.units import parse_duration, parse_size
 
 _PARAM = re.compile(r"\{([^}]*)\}")
+_BUILT_IN = {"health": "the health check", "metrics": "the metrics route"}
+_BUILT_IN_HINT = {
+    "health": "; set `health:` to another path",
+    "metrics": "; set `metrics: false` or use another path",
+}
 _EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110's field-value
@@ -199,6 +204,8 @@ class _Checker:
         health = app.get("health", HEALTH_PATH)
         if "command" not in app:
             seen[("GET", _shape(health))] = (*path, "health")
+            if app.get("metrics", True):
+                seen.setdefault(("GET", METRICS_PATH), (*path, "metrics"))
         for i, route in enumerate(app.get("routes", [])):
             self.check_route((*path, "routes", i), name, deps, route, seen)
         for i, hook in enumerate(app.get("webhooks", [])):
@@ -211,9 +218,9 @@ class _Checker:
         key = (method, _shape(route_path))
         if key in seen:
             first = seen[key]
-            what = "the health check" if first[-1] == "health" else self.doc.mark(first)
+            what = _BUILT_IN.get(str(first[-1])) or self.doc.mark(first)
             origin = what if isinstance(what, str) else f"line {what.line}"
-            hint = "; set `health:` to another path" if first[-1] == "health" else ""
+            hint = _BUILT_IN_HINT.get(str(first[-1]), "")
             self.error(
                 (*where, "path"),
                 f"{method} {route_path} is already declared in app {app!r} ({origin}){hint}",

@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 HEALTH_PATH = "/health"
 """The readiness route every app answers unless its spec says `health:`."""
+
+METRICS_PATH = "/metrics"
+"""The Prometheus route every generated app answers unless its spec says `metrics: false`."""
 MAX_BODY = 25_000_000
 """A webhook's default `max_body` in bytes (25 MB, GitHub's own limit)."""
 DEDUPE_WINDOW = 72 * 3600.0
@@ -200,6 +203,7 @@ class App:
     grants: tuple[Grant, ...] = ()
     auth: Auth | None = None
     health: str = HEALTH_PATH
+    metrics: bool = True
     allowed_hosts: tuple[str, ...] | None = None  # None: the runtime's default (loopback)
     routes: tuple[Route, ...] = ()
     webhooks: tuple[Webhook, ...] = ()

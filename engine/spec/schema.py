@@ -58,13 +58,39 @@ def _validator() -> jsonschema.Draft202012Validator:
     return _Validator(_inline(top, whole.get("$defs", {})))
 
 
+_INTERPOLATION = {"$ref": "#/$defs/interpolation"}
+"""The alternative that lets an editor accept `port: ${PORT:-8080}`. Engine validates after
+interpolating (the value is then the number), so its validator leaves it out, and a value
+that is still text where a number belongs gets the number's error message."""
+
+
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, dict):
-        if set(node) == {"$ref"}:
-            return _inline(defs[node["$ref"].removeprefix("#/$defs/")], defs)
+        node = _without_interpolation(node)
+        if "$ref" in node:
+            target = _inline(defs[node["$ref"].removeprefix("#/$defs/")], defs)
+            siblings = {k: _inline(v, defs) for k, v in node.items() if k != "$ref"}
+            # Beside a `$ref` stand only annotations (the key's own description, examples);
+            # the definition stays a schema of its own, whose words explain its errors.
+            return {"allOf": [target], **siblings} if siblings else target
         return {key: _inline(value, defs) for key, value in node.items()}
     if isinstance(node, list):
         return [_inline(value, defs) for value in node]
+    return node
+
+
+def _without_interpolation(node: dict[str, Any]) -> dict[str, Any]:
+    """`node` without the interpolation alternative (an `anyOf` of one more is unwrapped)."""
+    for keyword in ("anyOf", "oneOf"):
+        branches = node.get(keyword)
+        if not isinstance(branches, list) or _INTERPOLATION not in branches:
+            continue
+        kept = [b for b in branches if b != _INTERPOLATION]
+        node = {k: v for k, v in node.items() if k != keyword}
+        if keyword == "anyOf" and len(kept) == 1:
+            node = {**kept[0], **node}
+        else:
+            node[keyword] = kept
     return node
 
 
@@ -110,7 +136,8 @@ def _unknown_keys(doc: Document, error: ValidationError, path: JsonPath) -> list
 def _alternatives(doc: Document, error: ValidationError, path: JsonPath) -> list[Diagnostic]:
     """oneOf/anyOf: say which of the exclusive keys is meant, or the best branch's problem."""
     branches = error.schema[error.validator]
-    exclusive = [b["required"][0] for b in branches if list(b) == ["required"]]
+    # Each branch only requires its key (its `properties: {key: true}` is for Ajv strict).
+    exclusive = [b["required"][0] for b in branches if set(b) - {"properties"} == {"required"}]
     if len(exclusive) == len(branches) and isinstance(error.instance, dict):
         present = [k for k in exclusive if k in error.instance]
         choices = ", ".join(exclusive)

@@ -53,13 +53,34 @@ def test_list_shows_builtins_and_user_ones(tmp_path: Path) -> None:
     (mine / "spec.yaml.j2").write_text("apps: {}\n")
     result = invoke("--list", "--blueprints", str(tmp_path / "mine"))
     assert result.exit_code == 0
-    lines = result.output.splitlines()
+    lines = [line for line in result.output.splitlines() if not line.startswith(" ")]
     assert [line.split()[0] for line in lines] == BUILTINS
     assert f"quickstart      My own start.  [{tmp_path / 'mine'}]" in lines
     assert lines[0] == (
         "app-calls-app   Two apps; frontend depends on backend and calls it by proxy and "
         "from Python."
     )
+
+
+def test_list_shows_each_parameter() -> None:
+    lines = invoke("--list").output.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("quickstart ")))
+    assert lines[start + 1 : start + 4] == [
+        " " * 18 + '--set app=<string>  (default "hello") The app\'s name.',
+        " " * 18 + '--set greeting=<string>  (default "Hello") The word the app greets with.',
+        " " * 18 + "--set port=<integer|null>  (default null) A fixed port for the app "
+        "(default null, engine picks a free one).",
+    ]
+
+
+def test_new_project_has_the_modeline_and_ignores_engine_state(tmp_path: Path) -> None:
+    from engine.resources import schema_path
+
+    target = tmp_path / "proj"
+    assert invoke("quickstart", str(target)).exit_code == 0
+    first = (target / "spec.yaml").read_text().splitlines()[0]
+    assert first == f"# yaml-language-server: $schema={schema_path().resolve()}"
+    assert (target / ".gitignore").read_text() == ".engine/\n"
 
 
 def test_builtins_folder_skips_codegen() -> None:
@@ -118,7 +139,7 @@ def test_empty_directory_is_used(tmp_path: Path) -> None:
     target = tmp_path / "proj"
     target.mkdir()
     assert invoke("quickstart", str(target)).exit_code == 0
-    assert sorted(p.name for p in target.iterdir()) == ["handlers.py", "spec.yaml"]
+    assert sorted(p.name for p in target.iterdir()) == [".gitignore", "handlers.py", "spec.yaml"]
 
 
 def test_missing_required_parameter_without_a_terminal(make_blueprint, tmp_path: Path) -> None:
@@ -149,7 +170,7 @@ def test_invalid_generated_spec_writes_nothing(make_blueprint, tmp_path: Path) -
     make_blueprint("bad", "name: bad\n", "apps:\n  web:\n    replicas: many\n")
     result = invoke("bad", str(tmp_path / "pj"))
     assert result.exit_code == 1
-    assert result.output.startswith(f"{tmp_path / 'pj' / 'spec.yaml'}:8:15: apps.web.replicas: ")
+    assert result.output.startswith(f"{tmp_path / 'pj' / 'spec.yaml'}:9:15: apps.web.replicas: ")
     assert not (tmp_path / "pj").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my-blueprints"]
 

@@ -1,5 +1,6 @@
 """The spec language's JSON Schema file: well-formed, portable to draft-07 editors, documented,
-and accepting exactly what SPEC.md describes."""
+and accepting exactly what SPEC.md describes. (Ajv's strict mode and a real editor's hover
+are tested in tests/editors.)"""
 
 import copy
 import json
@@ -19,6 +20,7 @@ ALLOWED_KEYWORDS = {
     "$id",
     "$defs",
     "$ref",
+    "$comment",
     "title",
     "description",
     "examples",
@@ -131,13 +133,17 @@ def test_only_portable_keywords(schema: dict[str, Any]) -> None:
             assert isinstance(node["items"], dict), f"{where}: items must be one schema"
 
 
-def test_refs_stand_alone_and_resolve(schema: dict[str, Any]) -> None:
-    # Draft-07 ignores every keyword next to `$ref`: keep each `$ref` alone, so both drafts
-    # read the file the same (a property documents a $def with `allOf: [{"$ref": ...}]`).
+ANNOTATIONS = {"title", "description", "examples", "default", "$comment"}
+
+
+def test_refs_carry_only_annotations_and_resolve(schema: dict[str, Any]) -> None:
+    # A property's own description stands beside its `$ref` (draft 2020-12), so an editor's
+    # hover shows it rather than the definition's. Draft-07 ignores keywords beside `$ref`:
+    # only annotations may stand there, so both drafts still validate the same.
     used = set()
     for where, node, _ in walk(schema):
         if isinstance(node, dict) and "$ref" in node:
-            assert set(node) == {"$ref"}, where
+            assert set(node) - {"$ref"} <= ANNOTATIONS, where
             resolve(schema, node["$ref"])
             used.add(node["$ref"].removeprefix("#/$defs/"))
     assert used == set(schema["$defs"])
@@ -147,15 +153,24 @@ def test_every_property_has_a_description(schema: dict[str, Any]) -> None:
     for where, node, _ in walk(schema):
         if isinstance(node, dict):
             for name, sub in node.get("properties", {}).items():
+                if sub is True and _restates(node):
+                    continue
                 assert isinstance(sub, dict), f"{where}/properties/{name}"
                 assert sub.get("description", "").strip(), f"{where}/properties/{name}"
+
+
+def _restates(node: dict[str, Any]) -> bool:
+    """A branch naming the keys it requires as `properties: {key: true}`: a restatement of
+    properties defined beside it, which Ajv's strict mode (strictRequired) asks for."""
+    properties = node.get("properties", {})
+    return bool(properties) and all(v is True for v in properties.values())
 
 
 def test_every_defined_object_is_closed_but_allows_x_keys(schema: dict[str, Any]) -> None:
     # An `if` condition is a predicate, not an object definition: closing it would change it.
     checked = 0
     for where, node, in_if in walk(schema):
-        if isinstance(node, dict) and "properties" in node and not in_if:
+        if isinstance(node, dict) and "properties" in node and not in_if and not _restates(node):
             assert node.get("additionalProperties") is False, where
             assert node.get("patternProperties") == X_PATTERN, where
             checked += 1
@@ -171,15 +186,14 @@ def test_names_pattern(schema: dict[str, Any]) -> None:
 def test_exactly_one_action_shapes(schema: dict[str, Any]) -> None:
     # The validator recognises these exact shapes to print a helpful message.
     defs = schema["$defs"]
-    assert defs["route"]["oneOf"] == [
-        {"required": ["handler"]},
-        {"required": ["respond"]},
-        {"required": ["run"]},
-        {"required": ["proxy"]},
-    ]
-    assert defs["webhook_action"]["oneOf"] == [{"required": ["run"]}, {"required": ["respond"]}]
-    assert defs["websocket"]["oneOf"] == [{"required": ["pattern"]}, {"required": ["handler"]}]
-    assert defs["webhook"]["not"] == {"required": ["secret", "secrets"]}
+
+    def one(*keys: str) -> dict[str, Any]:
+        return {"properties": dict.fromkeys(keys, True), "required": list(keys)}
+
+    assert defs["route"]["oneOf"] == [one("handler"), one("respond"), one("run"), one("proxy")]
+    assert defs["webhook_action"]["oneOf"] == [one("run"), one("respond")]
+    assert defs["websocket"]["oneOf"] == [one("pattern"), one("handler")]
+    assert defs["webhook"]["not"] == one("secret", "secrets")
 
 
 def test_defaults_from_the_spec(schema: dict[str, Any]) -> None:
@@ -574,7 +588,7 @@ def test_not_is_used_only_for_pairs_of_keys(schema: dict[str, Any]) -> None:
     nots = [node["not"] for _, node, _ in walk(schema) if isinstance(node, dict) and "not" in node]
     assert nots
     for node in nots:
-        assert list(node) == ["required"] and len(node["required"]) == 2, node
+        assert set(node) - {"properties"} == {"required"} and len(node["required"]) == 2, node
 
 
 def test_semantic_rules_are_left_to_the_validator(

@@ -12,26 +12,21 @@ there before it stops the old one.
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
+import os
+import shutil
 import socket
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from engine.runtime.access import log_config
 from engine.runtime.serving import UVICORN_OPTIONS
 
-
-class _HealthChecks(logging.Filter):
-    """Keeps the supervisor's health probes (one every few seconds) out of the access log."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        return not (isinstance(args, tuple) and len(args) >= 3 and args[2] == self.path)
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # engine.runtime.metrics's, without importing it
 
 
 def _private(port: int) -> socket.socket:
@@ -54,12 +49,34 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, args.app_dir)
     sockets = [socket.socket(fileno=args.fd), _private(args.health_port)]
     # Deadlines on slow headers and bodies, and 503 past a bound of connections.
-    config = uvicorn.Config(args.app, workers=args.workers, log_level="info", **UVICORN_OPTIONS)
-    logging.getLogger("uvicorn.access").addFilter(_HealthChecks(args.health_path))
+    # engine.runtime.access writes the access lines (with request ids), each worker
+    # configuring its logging from this dict; uvicorn's own access lines are off.
+    config = uvicorn.Config(
+        args.app,
+        workers=args.workers,
+        log_config=log_config(skip_path=args.health_path),
+        access_log=False,
+        **UVICORN_OPTIONS,
+    )
     if args.workers > 1:
-        Multiprocess(config, sockets=sockets).run()
+        with multiprocess_dir(Path(args.app_dir)):
+            Multiprocess(config, sockets=sockets).run()
     else:
         uvicorn.Server(config).run(sockets=sockets)
+
+
+@contextlib.contextmanager
+def multiprocess_dir(app_dir: Path) -> Iterator[None]:
+    """A fresh folder of this process's own for the workers' metrics (prometheus_client's
+    multiprocess mode), set in the environment the workers inherit, removed at exit."""
+    folder = app_dir / f"metrics-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    os.environ[MULTIPROC_VARIABLE] = str(folder)
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
