@@ -28,6 +28,7 @@ EXAMPLE_SECRETS = {
     "GITHUB_WEBHOOK_SECRET": "github-example-secret",
     "BILLING_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"billing-example-secret").decode(),
     "WEBHOOK_API_KEY": "runner-example-key",
+    "CATALOG_TOKEN": "catalog-example-token",
 }
 RAY_EXAMPLES = sorted(p.name for p in EXAMPLES.iterdir() if p.name != "browser")
 
