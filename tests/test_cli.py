@@ -102,3 +102,17 @@ def test_a_duration_option_takes_units(tmp_path: Path) -> None:
     result = _engine(tmp_path, "apply", "--timeout", "soon")
     assert result.returncode == 2
     assert "'soon' is not a duration" in result.stderr
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly() -> None:
+    @click.group(cls=EngineGroup)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def chatty() -> None:
+        raise BrokenPipeError(32, "Broken pipe")  # what click.echo raises once `head` left
+
+    result = CliRunner().invoke(group, ["chatty"])
+    assert result.exit_code == 141
+    assert "internal error" not in result.output
