@@ -19,6 +19,7 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 
+from engine.backends.attempt import result_of
 from engine.backends.base import (
     Attempt,
     AttemptHandle,
@@ -32,7 +33,6 @@ from engine.backends.kubernetes import status
 from engine.backends.kubernetes.api import Cluster, Obj
 from engine.backends.kubernetes.applyset import ApplySet
 from engine.backends.kubernetes.manifests import Site, bundle, job
-from engine.backends.kubernetes.task import result_of
 from engine.errors import ApplyError
 
 HANDLE_KIND = "kubernetes-job"

@@ -23,9 +23,6 @@ goes to the log, while `error` holds only the exception's type and message.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib
-import inspect
 import json
 import os
 import select
@@ -37,29 +34,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine.runtime.models import task_arguments
+from engine.backends.attempt import call, describe, load_handler, outcome
 
 DEFAULT_LOG_CAP = 10 * 2**20
 """Bytes a run's log file may hold (all its attempts together) unless the job says."""
-
-
-def load_handler(spec: str) -> Callable[..., Any]:
-    """Import `module:function` and return the function."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"handler {spec!r} is not of the form module:function")
-    target: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        target = getattr(target, part)
-    if not callable(target):
-        raise TypeError(f"handler {spec!r} is not callable")
-    return target
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as `Type: message` (just the type when there is no message)."""
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 _CHUNK = 65536
@@ -157,19 +135,6 @@ def environment(extra: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def call(handler: Callable[..., Any], inputs: dict[str, Any]) -> Any:
-    """Call the handler with inputs as keyword arguments (an input whose parameter is
-    annotated with a Pydantic model validated into it); await it if it is async."""
-    result = handler(**task_arguments(handler, inputs))
-    if inspect.isawaitable(result):
-        return asyncio.run(_await(result))
-    return result
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
-
-
 def execute(handler: Callable[..., Any], job: dict[str, Any], output: Output) -> dict[str, Any]:
     """Run one job and return the reply for the runner."""
     reply: dict[str, Any] = {"id": job["id"], "attempt": job.get("attempt", 1)}
@@ -177,16 +142,7 @@ def execute(handler: Callable[..., Any], job: dict[str, Any], output: Output) ->
     with output.to(job["log_path"], cap), environment(job.get("env", {})):
         if job.get("attempt", 1) > 1:
             print(f"--- attempt {job['attempt']} ---", flush=True)
-        try:
-            outputs = call(handler, job["inputs"])
-        except (Exception, SystemExit) as exc:
-            traceback.print_exc()
-            return {**reply, "ok": False, "error": describe(exc)}
-    try:
-        json.dumps(outputs, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return {**reply, "ok": False, "error": f"outputs are not JSON-serialisable: {exc}"}
-    return {**reply, "ok": True, "outputs": outputs}
+        return {**reply, **outcome(lambda: call(handler, job["inputs"]))}
 
 
 def keep(path: str | None, reply: dict[str, Any]) -> None:

@@ -12,45 +12,12 @@ on success, 1 on failure.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
 import json
 import os
 import sys
-import traceback
-from typing import Any
 
+from engine.backends.attempt import attempt, result_line
 from engine.backends.ray.secretfile import load_secrets
-
-RESULT_PREFIX = "ENGINE_RESULT "
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as `Type: message` (just the type when there is no message)."""
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def attempt(handler_ref: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Import and call the handler; the result as the line's JSON object."""
-    try:
-        module_name, _, attr = handler_ref.partition(":")
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-        outputs = target(**inputs)
-        if inspect.isawaitable(outputs):
-            outputs = asyncio.run(_wait(outputs))
-        json.dumps(outputs, allow_nan=False)
-    except (Exception, SystemExit) as exc:
-        traceback.print_exc()
-        return {"ok": False, "error": describe(exc)}
-    return {"ok": True, "outputs": outputs}
-
-
-async def _wait(awaitable: Any) -> Any:
-    return await awaitable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--- attempt {os.environ['ENGINE_ATTEMPT']} ---", flush=True)
     result = attempt(args[0], inputs)
     sys.stderr.flush()
-    print(RESULT_PREFIX + json.dumps(result, allow_nan=False), flush=True)
+    print(result_line(result), flush=True)
     return 0 if result["ok"] else 1
 
 

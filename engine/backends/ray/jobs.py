@@ -3,7 +3,8 @@
 A job's submission id is derived from the project, the run and the attempt number, so a
 control plane that restarts and submits the same attempt again finds the job already
 there and waits for it instead of starting a second one. The job prints its result as its
-last line (`job_entry.RESULT_PREFIX`); its log is copied into the run's log as it grows.
+last line (`engine.backends.attempt.result_line`); its log is copied into the run's log
+as it grows.
 Cancelling `run()` stops the job and waits until Ray says it stopped.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.backends.attempt import RESULT_MARKER, result_of
 from engine.backends.base import (
     Attempt,
     AttemptHandle,
@@ -26,7 +28,6 @@ from engine.backends.base import (
 )
 from engine.backends.ray.config import Cluster, job_request, package, submission_id
 from engine.backends.ray.dashboard import TERMINAL_JOB_STATES, Dashboard
-from engine.backends.ray.job_entry import RESULT_PREFIX
 from engine.backends.ray.node import reap_idle_workers
 from engine.backends.ray.secretfile import write_secrets
 
@@ -35,20 +36,9 @@ _POLL = 0.2
 _LOG_EVERY = 5  # polls between copies of the job's log into the run's log
 
 
-def parse_result(logs: str) -> dict[str, Any] | None:
-    """The job's result line, if it printed one."""
-    for line in reversed(logs.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            try:
-                return dict(json.loads(line[len(RESULT_PREFIX) :]))
-            except ValueError:
-                return None
-    return None
-
-
 def _without_result(logs: str) -> str:
     return "".join(
-        line for line in logs.splitlines(keepends=True) if not line.startswith(RESULT_PREFIX)
+        line for line in logs.splitlines(keepends=True) if not line.startswith(RESULT_MARKER)
     )
 
 
@@ -137,7 +127,7 @@ class RayJobExecutor:
         logs = await self._dashboard.job_logs(submission)
         self._append(attempt, _without_result(logs), copied)
         await self._dashboard.delete_job(submission)
-        return _outcome(job, parse_result(logs))
+        return _outcome(job, result_of(logs.splitlines()))
 
     async def _copy_log(self, attempt: Attempt, submission: str, copied: int) -> int:
         logs = _without_result(await self._dashboard.job_logs(submission))
