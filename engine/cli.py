@@ -16,7 +16,15 @@ from typing import Any
 import click
 
 from engine import __version__
-from engine.cli_support import DURATION, project_option, resolve_spec, spec_options, state_text
+from engine.cli_support import (
+    DURATION,
+    HEALTH_TIMEOUT_OPTION,
+    TARGET_OPTION,
+    project_option,
+    resolve_spec,
+    spec_options,
+    state_text,
+)
 from engine.errors import EngineError, SpecError, UsageError
 from engine.resources import schema_path
 
@@ -183,15 +191,6 @@ def build(
         click.echo(str(path))
 
 
-TARGET_OPTION = click.option(
-    "--target",
-    "target",
-    default=None,
-    metavar="NAME",
-    help="Where the project runs: a target of the spec (default: $ENGINE_TARGET, else local).",
-)
-
-
 @main.command()
 @spec_options
 @TARGET_OPTION
@@ -239,13 +238,7 @@ def plan(
 @main.command()
 @spec_options
 @TARGET_OPTION
-@click.option(
-    "--timeout",
-    type=DURATION,
-    default="30s",
-    show_default=True,
-    help="How long each app may take to pass its health check (seconds, or e.g. 2m).",
-)
+@HEALTH_TIMEOUT_OPTION
 @click.option(
     "--wait-lock", is_flag=True, help="Wait for another apply to finish instead of failing."
 )

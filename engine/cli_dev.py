@@ -6,24 +6,13 @@ from pathlib import Path
 
 import click
 
-from engine.cli_support import DURATION, resolve_spec, spec_options
+from engine.cli_support import HEALTH_TIMEOUT_OPTION, TARGET_OPTION, resolve_spec, spec_options
 
 
 @click.command()
 @spec_options
-@click.option(
-    "--target",
-    default=None,
-    metavar="NAME",
-    help="Where the project runs: a target of the spec (default: $ENGINE_TARGET, else local).",
-)
-@click.option(
-    "--timeout",
-    type=DURATION,
-    default="30s",
-    show_default=True,
-    help="How long each app may take to pass its health check (seconds, or e.g. 2m).",
-)
+@TARGET_OPTION
+@HEALTH_TIMEOUT_OPTION
 def dev(
     spec: Path | None,
     spec_file: Path | None,

@@ -72,6 +72,22 @@ class Duration(click.ParamType):
 
 DURATION = Duration()
 
+TARGET_OPTION = click.option(
+    "--target",
+    "target",
+    default=None,
+    metavar="NAME",
+    help="Where the project runs: a target of the spec (default: $ENGINE_TARGET, else local).",
+)
+
+HEALTH_TIMEOUT_OPTION = click.option(
+    "--timeout",
+    type=DURATION,
+    default="30s",
+    show_default=True,
+    help="How long each app may take to pass its health check (seconds, or e.g. 2m).",
+)
+
 
 def colour() -> bool:
     """Whether to colour output: on a terminal, unless NO_COLOR is set."""

@@ -17,7 +17,7 @@ from engine.backends.local.tasks import LocalTaskExecutor
 from engine.errors import UsageError
 from engine.layout import LOCAL, MARKER_VARIABLE, Layout
 from engine.runs.store import RunStore, open_store
-from engine.spec.model import Target
+from engine.spec.model import Spec, Target
 from engine.state import State
 
 
@@ -43,54 +43,47 @@ def open_target(
     secrets it names (a cluster token, the run store's password) from `environ`. The
     local target needs no spec: without one its runs are in SQLite under `.engine/`.
     """
-    target, project = _target(layout, spec_path, environ)
-    needed = {} if target is None else _named_secrets(target, spec_path, environ)
+    spec = _spec(layout, spec_path, environ)
+    target = spec.targets[layout.target] if spec else None
+    needed = _named_secrets(spec, target, environ) if spec and target else {}
     url = target.run_store if target else ""
-    password = (
-        needed.get(target.run_store_password) if target and target.run_store_password else None
-    )
+    password = needed.get(target.run_store_password or "") if target else None
     store = open_store(url, layout.dir / "runs.db", password)
-    if target is None or target.backend == LOCAL:
+    if spec is None or target is None or target.backend == LOCAL:
         backend = LocalBackend(context, layout, state, base_environment(environ))
         return Opened(backend, local_task_executor(layout, context, environ), store)
     # A cluster names the project's apps after it: the spec's name, from the first start
     # (before the first apply the control plane knows only the folder's name).
-    context = replace(context, project=project or context.project)
+    context = replace(context, project=spec.project)
     module: Any = backend_module(target.backend)
     backend, executor = module.create(target, context, layout.dir, needed)
     return Opened(backend, executor or local_task_executor(layout, context, environ), store)
 
 
-def _target(
-    layout: Layout, spec_path: Path | None, environ: Mapping[str, str]
-) -> tuple[Target | None, str | None]:
-    """The target and the spec's project name (None, None: local without a spec)."""
+def _spec(layout: Layout, spec_path: Path | None, environ: Mapping[str, str]) -> Spec | None:
+    """The spec, checked for the target (None: the local target before any apply)."""
     if spec_path is None:
         if layout.target == LOCAL:
-            return None, None
+            return None
         raise UsageError(
             f"target {layout.target!r} has not been applied yet; "
             f"run `engine apply SPEC --target {layout.target}` first"
         )
     from engine.load import check_spec
 
-    spec = check_spec(spec_path, environ, target=layout.target).spec
-    return spec.targets[layout.target], spec.project
+    return check_spec(spec_path, environ, target=layout.target).spec
 
 
-def _named_secrets(
-    target: Target, spec_path: Path | None, environ: Mapping[str, str]
-) -> dict[str, str]:
+def _named_secrets(spec: Spec, target: Target, environ: Mapping[str, str]) -> dict[str, str]:
     """The values of the secrets the target itself names (not the apps' and tasks')."""
-    from engine.load import load_spec
     from engine.secrets import resolve_secrets
 
     names = {n for n in (target.token, target.run_store_password) if n}
-    if not names or spec_path is None:
+    if not names:
         return {}
-    spec = load_spec(spec_path, environ)
-    only = replace(spec, secrets={n: s for n, s in spec.secrets.items() if n in names})
-    return resolve_secrets(only, environ)
+    return resolve_secrets(
+        replace(spec, secrets={n: s for n, s in spec.secrets.items() if n in names}), environ
+    )
 
 
 def local_task_executor(

@@ -258,9 +258,13 @@ def test_deletes_and_the_event_stream(tmp_path: Path) -> None:
     assert isinstance(FakeBackend(True), Backend)
 
 
-@pytest.mark.parametrize("name", ["local"])
-def test_the_local_backend_package_answers_check_and_render(name: str) -> None:
+def test_the_local_backend_package_answers_check_and_render() -> None:
     from engine.backends import backend_module
+    from engine.errors import UsageError
 
-    module = backend_module(name)
-    assert module.check is not None and module.render is not None
+    module = backend_module("local")
+    build, _, units = units_of(EXAMPLES / "quickstart")
+    local = build.spec.targets["local"]
+    assert module.check(local, build.spec, lambda path, message: None) == []
+    with pytest.raises(UsageError, match="nothing to render"):
+        module.render(local, units, None)
