@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import chain, compress
 from typing import Any
 
 __all__ = ["MAX_DEPTH", "BadJson", "loads"]
@@ -18,6 +19,7 @@ MAX_DEPTH = 64
 """The deepest nesting of lists and objects accepted; real payloads stay under 20."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_is_container = frozenset({dict, list}).__contains__  # of a type: what json makes nest
 
 
 class BadJson(ValueError):
@@ -35,35 +37,60 @@ def _no_constant(name: str) -> Any:
     raise BadJson(f"{name} is not a JSON value")
 
 
+# One decoder for every call: `json.loads(raw, parse_constant=...)` builds a new one each time.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def loads(raw: bytes | str) -> Any:
     """The JSON value in `raw`; raises BadJson (a ValueError) saying what is wrong."""
     try:
-        value = json.loads(raw, parse_constant=_no_constant)
+        # What json.loads does with bytes: UTF-8, -16 or -32, lone surrogates let through.
+        text = (
+            raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw), "surrogatepass")
+        )
+        value = _DECODER.decode(text)
     except RecursionError:
         raise BadJson(f"JSON nested deeper than {MAX_DEPTH} levels") from None
     except BadJson:
         raise
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise BadJson(f"not JSON: {exc}", getattr(exc, "pos", 0)) from None
-    _check(value)
+    # A lone surrogate comes from a `\u` escape or from surrogate bytes let through above;
+    # a text with neither (nearly every body) needs no look at its strings.
+    if "\\u" in text or (not text.isascii() and _SURROGATE.search(text)):
+        _check_strings(value)
+    # Nesting deeper than MAX_DEPTH needs more opening brackets than that (a count at C
+    # speed, true of most webhook payloads), so only bigger texts are walked.
+    if text.count("{") + text.count("[") > MAX_DEPTH and _too_deep(value):
+        raise BadJson(f"JSON nested deeper than {MAX_DEPTH} levels")
     return value
 
 
-def _check(value: Any) -> None:
-    """Walk `value` iteratively: depth, and strings that cannot be encoded."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests lists and objects more than MAX_DEPTH levels deep.
+
+    Walks level by level over the containers only, picking them out of each level's
+    values with C-level iterators (a Python loop over every value took longer than parsing
+    a webhook's payload: docs/performance.md)."""
+    level = [value] if _is_container(type(value)) else []
+    for _ in range(MAX_DEPTH):
+        values = list(chain.from_iterable(c.values() if type(c) is dict else c for c in level))
+        level = list(compress(values, map(_is_container, map(type, values))))
+        if not level:
+            return False
+    return True
+
+
+def _check_strings(value: Any) -> None:
+    """Walk `value` iteratively for strings (keys too) that cannot be encoded as UTF-8."""
+    stack: list[Any] = [value]
     while stack:
-        item, depth = stack.pop()
+        item = stack.pop()
         if isinstance(item, str):
             if _SURROGATE.search(item):
                 raise BadJson("a string holds a lone surrogate (an invalid \\u escape)")
-            continue
-        if not isinstance(item, dict | list):
-            continue
-        if depth >= MAX_DEPTH:
-            raise BadJson(f"JSON nested deeper than {MAX_DEPTH} levels")
-        if isinstance(item, dict):
-            stack.extend((key, depth) for key in item)
-            stack.extend((child, depth + 1) for child in item.values())
-        else:
-            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
