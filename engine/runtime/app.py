@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
@@ -29,7 +28,7 @@ from engine.runtime.access import RequestLog
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import ApiKey, Auth, Bearer, resolve
 from engine.runtime.handlers import Handler
-from engine.runtime.hosts import OriginGuard, is_json
+from engine.runtime.hosts import HostGuard, is_json
 from engine.runtime.hosts import allowed_hosts as allowed_hosts_for
 from engine.runtime.inputs import InvalidRequest, Parsed, RequestSchema, openapi_extra
 from engine.runtime.ratelimit import Limiter, RateLimit, RateLimitMiddleware, too_many
@@ -102,8 +101,7 @@ def create_app(
     app.state.engine = state
     hosts = allowed_hosts_for(allowed_hosts)
     if "*" not in hosts:
-        app.add_middleware(OriginGuard, hosts=hosts)
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)
+        app.add_middleware(HostGuard, hosts=hosts)
 
     async def healthy() -> dict[str, str]:
         return {"status": "healthy"}
@@ -254,7 +252,7 @@ def add_webhook(
         auth=auth,
         limiter=Limiter(rate_limit, f"POST {path}") if rate_limit else None,
     )
-    app.add_api_route(path, hook, methods=["POST"], summary=f"{provider} webhook")
+    app.router.add_route(path, hook, methods=["POST"], include_in_schema=False)
 
 
 def add_websocket(

@@ -69,8 +69,11 @@ def test_websocket_handshakes_from_other_sites_are_refused(web_url: str) -> None
 
 
 def test_a_cluster_app_allowing_any_host_allows_any_origin() -> None:
-    from engine.runtime.hosts import OriginGuard
+    from engine.runtime.hosts import HostGuard
 
-    guard = OriginGuard(app=None, hosts=["*"])  # type: ignore[arg-type]
-    assert guard.allows("https://shop.example.com")
-    assert not OriginGuard(app=None, hosts=["127.0.0.1"]).allows("https://evil.example")  # type: ignore[arg-type]
+    guard = HostGuard(app=None, hosts=["*"])  # type: ignore[arg-type]
+    assert guard.allows_origin("https://shop.example.com")
+    assert guard.allows_host("shop.example.com:443")
+    loopback = HostGuard(app=None, hosts=["127.0.0.1"])  # type: ignore[arg-type]
+    assert not loopback.allows_origin("https://evil.example")
+    assert not loopback.allows_host("evil.example")
