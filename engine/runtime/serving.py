@@ -43,23 +43,45 @@ UVICORN_ARGS = tuple(
 
 
 class DeadlineProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol (uvicorn's default) that closes connections whose request is late."""
+    """HttpToolsProtocol (uvicorn's default) that closes connections whose request is late.
+
+    One timer per connection, moved lazily: a request only notes when its current deadline
+    falls, and the timer, when it fires before that, sets itself again for the rest; it is
+    replaced only by a deadline that falls before it. (Setting and cancelling a timer at
+    each of a request's steps showed in the profile of a small request: docs/performance.md.)
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+        self._due: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expire)
+        due = self._due = self.loop.time() + seconds
+        if self._timer is not None and self._timer.when() <= due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(due, self._expire)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._due = None  # a timer still set finds nothing due when it fires
+
+    def _forget(self) -> None:
+        """No deadline any more: the timer, which holds this protocol, goes too."""
+        self._due = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _expire(self) -> None:
-        self._deadline = None
+        self._timer = None
+        if self._due is None:
+            return
+        if self.loop.time() < self._due:
+            self._timer = self.loop.call_at(self._due, self._expire)
+            return
+        self._due = None
         if not self.transport.is_closing():
             self.transport.close()
 
@@ -68,7 +90,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._arm(HEADER_TIMEOUT)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._forget()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -84,5 +106,5 @@ class DeadlineProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()  # the WebSocket protocol takes the connection over
+        self._forget()  # the WebSocket protocol takes the connection over
         super().handle_websocket_upgrade()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import Callable
 
 import httpx
@@ -71,6 +72,33 @@ def _answer(sock: socket.socket) -> bytes:
 def test_a_slow_request_is_cut_off(strict: ProcessServer, first_bytes: bytes) -> None:
     with _connect(strict, first_bytes) as sock:
         assert b"200 OK" not in _answer(sock)  # closed by the server, not answered
+
+
+@pytest.fixture(scope="module")
+def patient_with_bodies(process_server: Callable[..., ProcessServer]) -> ProcessServer:  # noqa: F811
+    """A deadline of 1 s on headers, of 60 s on bodies."""
+    env = {"ENGINE_HEADER_TIMEOUT": "1", "ENGINE_BODY_TIMEOUT": "60"}
+    return process_server(SOURCE, env=env, args=UVICORN_ARGS)
+
+
+def test_a_late_request_after_a_slow_body_on_the_same_connection_is_cut_off(
+    patient_with_bodies: ProcessServer,
+) -> None:
+    """A body sent over more than the header deadline (within its own) is served; the next
+    request on the connection then gets the header deadline again, although it falls
+    before the body deadline set earlier: the connection is closed by the nearer one (well
+    within the socket's 10 s timeout), not the farther."""
+    request = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    with _connect(patient_with_bodies, request + b"Content-Length: 2\r\n\r\n{") as sock:
+        sock.settimeout(10)
+        time.sleep(1.5)  # past the header deadline, long before the body's
+        sock.sendall(b"}")
+        first = b""
+        while b'{"ok":true}' not in first:
+            first += sock.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200 OK")
+        sock.sendall(request)  # the next request's headers, never finished
+        assert _answer(sock) == b""  # closed without an answer (else recv times out)
 
 
 def test_prompt_requests_and_websockets_are_served(strict: ProcessServer) -> None:
