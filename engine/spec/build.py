@@ -39,6 +39,7 @@ def build_spec(doc: Document, path: Path, sha256: str) -> Spec:
     """The Spec for a validated document."""
     data = doc.data
     apps = {n: _app(doc, n, a) for n, a in _map(data, "apps").items()}
+    callers = _credentials(apps)
     return Spec(
         version=data["version"],
         project=data["project"],
@@ -46,7 +47,7 @@ def build_spec(doc: Document, path: Path, sha256: str) -> Spec:
         sha256=sha256,
         secrets={n: SecretSource(name=n, **_plain(s)) for n, s in _map(data, "secrets").items()},
         tasks={n: _task(doc, n, t) for n, t in _map(data, "tasks").items()},
-        apps={n: replace(a, credentials=_credentials(n, apps)) for n, a in apps.items()},
+        apps={n: replace(a, credentials=callers.get(n, ())) for n, a in apps.items()},
         targets=_targets(_map(data, "targets")),
     )
 
@@ -56,13 +57,19 @@ def credential_variable(app: str) -> str:
     return f"ENGINE_CREDENTIAL_{env_name(app)}"
 
 
-def _credentials(caller: str, apps: dict[str, App]) -> tuple[Credential, ...]:
-    """The credentials of `caller` for every app whose `auth.apps` lists it."""
-    return tuple(
-        Credential(name, a.auth.secret, a.auth.kind, a.auth.header, credential_variable(name))
-        for name, a in sorted(apps.items())
-        if a.auth is not None and caller in a.auth.apps
-    )
+def _credentials(apps: dict[str, App]) -> dict[str, tuple[Credential, ...]]:
+    """Each caller's credentials, for every app whose `auth.apps` lists it (by that app's
+    name), in one pass over the apps (one pass per caller was quadratic in the apps)."""
+    found: dict[str, list[Credential]] = {}
+    for name, a in sorted(apps.items()):
+        if a.auth is None:
+            continue
+        credential = Credential(
+            name, a.auth.secret, a.auth.kind, a.auth.header, credential_variable(name)
+        )
+        for caller in dict.fromkeys(a.auth.apps):
+            found.setdefault(caller, []).append(credential)
+    return {caller: tuple(credentials) for caller, credentials in found.items()}
 
 
 def _dependencies(items: list[Any]) -> tuple[tuple[str, ...], dict[str, str]]:
