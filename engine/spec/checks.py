@@ -47,6 +47,9 @@ class _Checker:
         self.secrets: dict[str, Any] = self.data.get("secrets") or {}
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
+        # Specs repeat their schemas (blueprints, generated specs): each distinct one, by
+        # its repr, is checked against the meta-schema once.
+        self._schema_problems: dict[str, list[tuple[JsonPath, str]]] = {}
 
     def error(self, path: JsonPath, message: str) -> None:
         self.errors.append(self.doc.diagnostic(path, message))
@@ -122,8 +125,12 @@ class _Checker:
 
     def check_schema(self, path: JsonPath, schema: Any) -> None:
         """A JSON Schema that the app or runner could not use is refused here, positioned."""
-        for where, message in _schema_problems(schema, path):
-            self.error(where, message)
+        key = repr(schema)
+        problems = self._schema_problems.get(key)
+        if problems is None:
+            problems = self._schema_problems[key] = _schema_problems(schema)
+        for where, message in problems:
+            self.error((*path, *where), message)
 
     def check_rate_limit(self, path: JsonPath, limit: dict[str, Any] | None) -> None:
         if limit is None:
@@ -434,14 +441,14 @@ def _dependency(item: Any) -> str:
     return item if isinstance(item, str) else item["app"]
 
 
-def _schema_problems(schema: Any, path: JsonPath) -> list[tuple[JsonPath, str]]:
-    """Where `schema` fails the JSON Schema meta-schema (the most telling problem), with a
-    did-you-mean for a misspelt type."""
+def _schema_problems(schema: Any) -> list[tuple[JsonPath, str]]:
+    """Where in `schema` it fails the JSON Schema meta-schema (the most telling problem),
+    with a did-you-mean for a misspelt type."""
     import jsonschema
     from jsonschema.exceptions import best_match
 
-    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    error = best_match(validator(validator.META_SCHEMA).iter_errors(schema))
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    error = best_match(_meta_validator(cls).iter_errors(schema))
     if error is None:
         return []
     message = f"not a valid JSON Schema: {error.message}"
@@ -451,7 +458,14 @@ def _schema_problems(schema: Any, path: JsonPath) -> list[tuple[JsonPath, str]]:
         close = difflib.get_close_matches(error.instance, choices, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"the types are: {', '.join(choices)}"
         message += "; " + hint
-    return [((*path, *error.absolute_path), message)]
+    return [(tuple(error.absolute_path), message)]
+
+
+@functools.cache
+def _meta_validator(cls: Any) -> Any:
+    """A validator of schemas of `cls`'s draft (made once: its construction resolves the
+    meta-schema's references)."""
+    return cls(cls.META_SCHEMA)
 
 
 def _meta_choices(error: Any) -> list[str]:
