@@ -180,6 +180,8 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             self._error(node, path, "a key must be a plain string, not a list or a mapping")
             return None
+        if node.tag == _STR:  # nearly every key: no construction needed
+            return node.value
         value = self._constructor.construct_object(node, deep=True)
         if isinstance(value, str):
             return value
