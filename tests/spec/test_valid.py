@@ -645,3 +645,47 @@ def test_dates_and_binary_keep_the_text_they_were_written_as(tmp_path: Path) -> 
     app = check_spec(spec, environ={}).spec.apps["web"]
     assert app.description == "2024-01-01"
     assert app.routes[0].action.json == {"when": "2024-01-01", "raw": "aGk="}
+
+
+# what is computed once per spec still holds for each app ------------------------------
+
+SHARED_AUTH = """\
+version: 1
+project: shop
+secrets:
+  key-a: {env: KEY_A}
+  key-b: {env: KEY_B}
+apps:
+  front:
+    depends_on: [api-a, api-b]
+    routes: [{method: GET, path: /, respond: {status: 200}}]
+  side:
+    depends_on: [api-b]
+    routes: [{method: GET, path: /, respond: {status: 200}}]
+  api-a:
+    auth: {bearer: key-a, apps: [front]}
+    routes: [{method: GET, path: /, respond: {status: 200}}]
+  api-b:
+    auth: {bearer: key-b, apps: [side, front]}
+    routes: [{method: GET, path: /, respond: {status: 200}}]
+"""
+
+
+def test_each_caller_gets_the_credentials_of_the_apps_that_let_it_call(
+    write_spec: WriteSpec,
+) -> None:
+    spec = load_spec(write_spec(SHARED_AUTH), environ={"KEY_A": "x", "KEY_B": "y"})
+    assert [c.app for c in spec.apps["front"].credentials] == ["api-a", "api-b"]
+    assert [c.app for c in spec.apps["side"].credentials] == ["api-b"]
+    assert spec.apps["api-a"].credentials == spec.apps["api-b"].credentials == ()
+
+
+def test_a_bad_schema_repeated_in_several_routes_is_reported_at_each(
+    write_spec: WriteSpec,
+) -> None:
+    route = "  - {method: GET, path: /%d, query: {n: {type: integr}}, respond: {status: 200}}\n"
+    routes = "".join(route % i for i in range(3))
+    with pytest.raises(SpecError) as refused:
+        _check(write_spec(HEAD + "apps:\n  web:\n    routes:\n" + textwrap.indent(routes, "    ")))
+    found = [(d.line, d.path) for d in refused.value.diagnostics]
+    assert found == [(6 + i, f"apps.web.routes[{i}].query.n.type") for i in range(3)]
