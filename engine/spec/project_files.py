@@ -27,8 +27,11 @@ def project_file_errors(doc: Document, folder: Path) -> list[Diagnostic]:
     root = folder.resolve()
     errors = [doc.diagnostic(path, message) for path, message in _static_problems(data, root)]
     elsewhere = _outside_path(root)
+    problems: dict[str, str | None] = {}  # specs name the same handlers over and over
     for path, ref in _handler_refs(data):
-        problem = _handler_problem(ref, root, elsewhere)
+        if ref not in problems:
+            problems[ref] = _handler_problem(ref, root, elsewhere)
+        problem = problems[ref]
         if problem:
             errors.append(doc.diagnostic(path, problem))
     return errors
