@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.backends import local
 from engine.errors import ControlPlaneError, UsageError
-from engine.layout import MARKER_VARIABLE, Layout
+from engine.layout import MARKER_VARIABLE, PROJECT_FILE, Layout
 from engine.state import ControlPlaneInfo
 
 START_TIMEOUT = 30.0
@@ -35,8 +35,6 @@ def find_project(directory: Path | None = None, target: str = "local") -> Layout
 
 def is_active(layout: Layout) -> bool:
     """Whether the project is applied (and not destroyed since), or its control plane runs."""
-    from engine.server.apply import PROJECT_FILE
-
     applied = (layout.dir / PROJECT_FILE).exists()
     return applied or running_control_plane(layout) is not None
 
@@ -93,7 +91,7 @@ def ensure_control_plane(layout: Layout, spec: Path | None = None) -> ControlPla
         info = ControlPlaneInfo.read(layout.dir)
         if info is not None and info.pid == process.pid and _healthy(info):
             return info
-        time.sleep(0.05)
+        time.sleep(0.02)  # half of it, on average, is added to every cold start
     raise ControlPlaneError(
         f"the control plane did not answer within {START_TIMEOUT:g} s; see {log_path}"
     )
@@ -253,8 +251,6 @@ def control_plane_environment(layout: Layout, spec: Path | None = None) -> dict[
     """The environment a new control plane starts with: `environment()` for `spec`, else the
     applied spec (it reloads that spec after a restart), plus what Python needs to find
     engine."""
-    from engine.server.apply import PROJECT_FILE
-
     spec_path = spec
     try:
         spec_path = spec_path or Path(

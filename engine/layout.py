@@ -15,6 +15,9 @@ LOCAL = "local"
 MARKER_VARIABLE = "ENGINE_PROCESS_MARKER"
 """The environment variable holding `Layout.marker` in every process the engine starts."""
 
+PROJECT_FILE = "project.json"
+"""In `.engine/`, written by an apply and removed by destroy: what was applied, from where."""
+
 PRIVATE_UMASK = 0o077
 """Engine's processes create files for their user only: 0700 folders, 0600 files."""
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from engine.errors import ControlPlaneError, EngineError, StateError, UsageError
 from engine.events import ApplyEvent, Status, event_from_json
-from engine.layout import LOCAL, Layout
+from engine.layout import LOCAL, PROJECT_FILE, Layout
 from engine.plan import Plan
 
 NO_SPEC = "no such file; pass the spec (a file, or a folder holding spec.yaml)"
@@ -226,7 +226,6 @@ class Project:
         """
         from engine.backends.local import stop_marked
         from engine.client import ensure_control_plane
-        from engine.server.apply import PROJECT_FILE
         from engine.state import ControlPlaneInfo
 
         if self.active:

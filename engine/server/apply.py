@@ -27,7 +27,7 @@ from engine.events import (
     StepEvent,
     WarningsEvent,
 )
-from engine.layout import Layout
+from engine.layout import PROJECT_FILE, Layout
 from engine.load import check_spec
 from engine.plan import Plan, Recorded, Step, make_plan
 from engine.runs.runner import Runner
@@ -38,7 +38,6 @@ from engine.state import AppRecord, State
 from engine.units import Units, build_units
 
 Emit = Callable[[ApplyEvent], Awaitable[None]]
-PROJECT_FILE = "project.json"
 
 
 @dataclass(frozen=True)
