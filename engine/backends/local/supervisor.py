@@ -51,7 +51,10 @@ HEALTH_PORT = "{health_port}"
 supervisor checks its health before any request of the shared socket depends on it."""
 
 _WATCH_INTERVAL = 0.1
-_PROBE_INTERVAL = 0.1
+_PROBE_INTERVAL = 0.025
+"""Between health probes of a starting version. A probe before the app listens is refused
+at once (tens of microseconds of the control plane's time), and each interval's half on
+average is added to every start: at 0.1 s that was 50 ms of a ~0.7 s start."""
 
 
 class AppState(enum.Enum):
