@@ -20,13 +20,11 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from engine.errors import EngineError
 
@@ -51,20 +49,36 @@ class ExpressionError(EngineError):
     """Raised when an expression has bad syntax or fails while it is evaluated."""
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, made to fail loudly on unsafe attribute access."""
+@functools.cache
+def _sandbox() -> Any:
+    """The immutable sandbox, made to fail loudly on unsafe attribute access.
 
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        # JSON data first: `body.items` is the payload's "items", not dict.items.
-        if isinstance(obj, Mapping) and attribute in obj:
-            return obj[attribute]
-        return super().getattr(obj, attribute)
+    Made when the first expression is compiled, so that Jinja2 (2 MiB of an app's memory)
+    is imported only where a spec has expressions (docs/performance.md).
+    """
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
-        raise SecurityError(f"access to attribute {attribute!r} is not allowed")
+    class Sandbox(ImmutableSandboxedEnvironment):
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            # JSON data first: `body.items` is the payload's "items", not dict.items.
+            if isinstance(obj, Mapping) and attribute in obj:
+                return obj[attribute]
+            return super().getattr(obj, attribute)
+
+        def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+            raise SecurityError(f"access to attribute {attribute!r} is not allowed")
+
+    return Sandbox(undefined=jinja2.ChainableUndefined, autoescape=False)
 
 
-_ENV = _Sandbox(undefined=jinja2.ChainableUndefined, autoescape=False)
+def _compile(source: str) -> Any:
+    return _sandbox().compile_expression(source, undefined_to_none=False)
+
+
+def _undefined(value: Any) -> bool:
+    """Whether `value` is the sandbox's missing value (only expressions make one)."""
+    return isinstance(value, _sandbox().undefined)
 
 
 def has_expression(text: str) -> bool:
@@ -77,9 +91,11 @@ def check_syntax(text: str) -> str | None:
     for start, source in _expressions(text):
         if source is None:
             return f"column {start + 1}: '${{{{' is not closed by '}}}}'"
+        from jinja2 import TemplateSyntaxError
+
         try:
-            _ENV.compile_expression(source, undefined_to_none=False)
-        except jinja2.TemplateSyntaxError as exc:
+            _compile(source)
+        except TemplateSyntaxError as exc:
             return f"column {start + 1}: {exc.message}"
     return None
 
@@ -111,7 +127,7 @@ def compile_inputs(tree: Any) -> Renderer:
 
     def render(ctx: Mapping[str, Any]) -> dict[str, Any]:
         values = ((key, item(ctx)) for key, item in items)
-        return {key: value for key, value in values if not isinstance(value, jinja2.Undefined)}
+        return {key: value for key, value in values if not _undefined(value)}
 
     return render
 
@@ -121,7 +137,7 @@ def _compile_optional(value: Any) -> Renderer:
     whole = _WHOLE.fullmatch(value) if isinstance(value, str) else None
     if whole is None or check_syntax(value):
         return compile_value(value)
-    expr = _ENV.compile_expression(whole.group(1), undefined_to_none=False)
+    expr = _compile(whole.group(1))
     return lambda ctx: _evaluate(expr, ctx, value)
 
 
@@ -142,13 +158,13 @@ def _compile_string(text: str) -> Renderer:
         raise ExpressionError(f"bad expression in {text!r}: {error}")
     whole = _WHOLE.fullmatch(text)
     if whole:
-        expr = _ENV.compile_expression(whole.group(1), undefined_to_none=False)
+        expr = _compile(whole.group(1))
         return lambda ctx: _plain(_evaluate(expr, ctx, text))
     parts: list[str | Any] = []
     last = 0
     for match in _EXPR.finditer(text):
         parts.append(text[last : match.start()])
-        parts.append(_ENV.compile_expression(match.group(1), undefined_to_none=False))
+        parts.append(_compile(match.group(1)))
         last = match.end()
     parts.append(text[last:])
     return lambda ctx: "".join(
@@ -159,14 +175,16 @@ def _compile_string(text: str) -> Renderer:
 def _evaluate(expr: Any, ctx: Mapping[str, Any], text: str) -> Any:
     try:
         return expr(**ctx)
-    except SecurityError as exc:
-        raise ExpressionError(f"{text!r}: {exc}") from exc
     except Exception as exc:
+        from jinja2.sandbox import SecurityError  # imported already: `expr` is Jinja's
+
+        if isinstance(exc, SecurityError):
+            raise ExpressionError(f"{text!r}: {exc}") from exc
         raise ExpressionError(f"{text!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def _plain(value: Any) -> Any:
-    return None if isinstance(value, jinja2.Undefined) else value
+    return None if _undefined(value) else value
 
 
 def _to_text(value: Any) -> str:

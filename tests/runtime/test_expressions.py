@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -72,3 +74,19 @@ def test_check_syntax_reports_column() -> None:
 def test_compile_rejects_bad_syntax() -> None:
     with pytest.raises(ExpressionError, match="column 1"):
         compile_value({"k": "${{ 1 + }}"})
+
+
+def test_jinja2_is_imported_only_once_an_expression_is_compiled() -> None:
+    """An app without expressions does not carry Jinja2 (2 MiB of its memory)."""
+    code = (
+        "import sys\n"
+        "from engine.runtime import app as rt\n"
+        "from engine.runtime.expressions import compile_value\n"
+        "app = rt.create_app(project='p', name='a')\n"
+        "rt.add_respond_route(app, method='GET', path='/', respond=rt.Respond(200, {'a': 1}))\n"
+        "assert 'jinja2' not in sys.modules, 'imported without an expression'\n"
+        "assert compile_value('${{ body.x }}')({'body': {'x': 2}}) == 2\n"
+        "assert 'jinja2' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
