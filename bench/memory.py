@@ -1,7 +1,8 @@
 """Idle resident memory (RSS) of a generated app and of the control plane.
 
 Baseline, in the same run: a hand-written FastAPI app with the same route
-(bench/baselines/hello_app.py). Target: <= 1.1x.
+(bench/baselines/hello_app.py). Targets: the generated app <= 1.05x; the control plane,
+idle after applying the app, <= 1.2x.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def main() -> dict[str, float]:
     rows = [
         ("generated app", f"{ours:.1f} MiB"),
         ("hand-written FastAPI app", f"{base:.1f} MiB"),
-        ("ratio", f"{ours / base:.2f}x (target <= 1.1x)"),
-        ("control plane", f"{plane:.1f} MiB ({plane / base:.2f}x the hand-written app)"),
+        ("ratio", f"{ours / base:.2f}x (target <= 1.05x)"),
+        ("control plane", f"{plane:.1f} MiB ({plane / base:.2f}x the hand-written app; <= 1.2x)"),
     ]
     print(table("memory: idle RSS", ("process", "RSS"), rows))
     return {"memory_ratio": ours / base, "control_plane_ratio": plane / base}
