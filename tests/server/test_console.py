@@ -188,7 +188,7 @@ def test_an_app_url_that_is_not_http_is_shown_but_not_linked(
     assert 'href="javascript' not in html
     assert '<span class="muted">javascript:alert(1)</span>' in html
     assert '<span class="badge unknown">weird</span>' in html
-    assert '<strong class="nowrap">&lt;b&gt;x&lt;/b&gt;</strong>' in html
+    assert '<a class="nowrap strong" href="/apps/%3Cb%3Ex%3C%2Fb%3E">&lt;b&gt;x&lt;/b&gt;</a>' in html
 
 
 def test_a_project_without_apps_or_runs_says_so(
