@@ -30,8 +30,8 @@ MAX_FORM = 256 * 1024
 _FORM_TYPE = "application/x-www-form-urlencoded"
 _CROSS_SITE = (
     "This form was not sent from this console's own page, so nothing was started or "
-    "cancelled (a page of another site may have tried to). Open the console from the link "
-    "`engine status` prints and use its buttons."
+    "cancelled (a page of another site may have tried to). Use the buttons on the "
+    "console's own pages; if this was one, reload it and try again."
 )
 
 
