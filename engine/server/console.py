@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import httpx
 import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -176,8 +177,11 @@ def make_console_router(
             rows.append(_app_row(request, {**app, "description": said}))
         return rows
 
+    async def latest_runs(task: str, status: str) -> list[Run]:
+        return await store.list_runs(task or None, RunStatus(status) if status else None, RUN_LIMIT)
+
     async def runs_and_tasks(task: str, status: str) -> tuple[list[Run], list[str]]:
-        runs = await store.list_runs(task or None, RunStatus(status) if status else None, RUN_LIMIT)
+        runs = await latest_runs(task, status)
         names = {run.task for run in await store.list_runs(limit=500)} | set(tasks())
         return runs, sorted(names | ({task} - {""}))
 
@@ -222,7 +226,7 @@ def make_console_router(
             return denied
         if status not in ("", *_STATUSES):
             raise HTTPException(400, f"no run status {status!r}")
-        runs, _ = await runs_and_tasks(task, status)
+        runs = await latest_runs(task, status)
         empty = "No runs match these filters." if task or status else "No runs yet."
         html = {
             "app-rows": pieces.app_rows(app_rows(request)),
@@ -236,7 +240,7 @@ def make_console_router(
     async def log_of(name: str) -> str:
         try:
             return await app_log(name)
-        except (EngineError, OSError) as exc:  # a cluster's API may be out of reach
+        except (EngineError, OSError, httpx.HTTPError) as exc:  # a cluster's API may be away
             return f"(the log cannot be read now: {exc})"
 
     @router.get("/apps/{name}.json", name="console_app_json")
