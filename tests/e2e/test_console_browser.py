@@ -40,6 +40,10 @@ apps:
     routes:
       - {method: GET, path: /add, query: {x: {type: integer}}, handler: handlers:add}
       - {method: POST, path: /report, run: {task: report}}
+  flaky:
+    description: Falls over when asked to.
+    routes:
+      - {method: POST, path: /crash, handler: handlers:crash}
 tasks:
   report:
     description: Writes a short report.
@@ -58,7 +62,14 @@ tasks:
 """
 
 HANDLERS = """\
+import os
+
 print("api: ready to add", flush=True)
+
+
+def crash() -> dict:
+    print("flaky: falling over", flush=True)
+    os._exit(3)
 
 
 def add(x: int) -> dict:
@@ -272,6 +283,31 @@ def test_the_project_page_lists_a_new_run_without_reloading(
     row = page.locator(f"tr[data-run='{started.json()['id']}']")
     expect(row.locator(".badge")).to_have_text("succeeded", timeout=TIMEOUT)
     assert page.evaluate("window.sameDocument") is True
+
+    # States differ by colour as well as by their word.
+    colours = page.evaluate(
+        """[...document.querySelectorAll("#run-rows .badge")].map(
+            b => [b.textContent, getComputedStyle(b).backgroundColor])"""
+    )
+    by_state = dict(colours)
+    assert by_state["succeeded"] != by_state["cancelled"], colours
+
+
+def test_an_app_that_crashed_shows_why_and_its_restart(page: Any, console: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(console + "/apps/flaky")
+    expect(page.locator("#state")).to_have_text("running")
+    url = page.locator("#url").get_attribute("href")
+    with client() as http, pytest.raises(httpx.TransportError):
+        http.post(f"{url}/crash")  # the process exits before it answers
+
+    expect(page.locator("#failure")).to_have_text("exited with code 3", timeout=TIMEOUT)
+    expect(page.locator("#restarts")).to_have_text("1", timeout=TIMEOUT)
+    expect(page.locator("#state")).to_have_text("running", timeout=TIMEOUT)
+    expect(page.locator("#log")).to_contain_text("flaky: falling over")
+    page.goto(console + "/")
+    expect(page.locator("tr[data-app=flaky] td.num").last).to_have_text("1")
 
 
 class _Attacker(http.server.BaseHTTPRequestHandler):
