@@ -30,6 +30,9 @@ Widget = Literal["text", "number", "checkbox", "select", "json"]
 _FORMATS = {"email": "email", "uri": "url", "date": "date"}
 """String formats whose browser input checks the same thing as the schema's format."""
 
+_NOT_AN_OPTION = object()
+"""What a posted choice that is not JSON stands for: equal to no option."""
+
 
 @dataclass(frozen=True)
 class FormField:
@@ -202,9 +205,6 @@ def _number(text: str, *, integer: bool) -> int | float:
     if not math.isfinite(value):
         raise ValueError("Enter a finite number.")
     return value
-
-
-_NOT_AN_OPTION = object()
 
 
 def _is_number(value: object) -> bool:
