@@ -175,7 +175,10 @@ def console(
     """The base URL of a control plane serving only the console."""
 
     async def app_log(name: str) -> str:
-        return app_logs.get(name, "")
+        log = app_logs.get(name, "")
+        if isinstance(log, Exception):  # a cluster's log API that is away
+            raise log
+        return log
 
     app = FastAPI()
     router = make_console_router(
@@ -568,6 +571,16 @@ def test_a_failing_app_shows_why_and_its_state_in_words(
     ) in html
     assert '<pre id="log" class="log">Traceback: &lt;boom&gt;\n</pre>' in html
     assert "This app runs its own command" in html
+
+
+def test_a_log_api_that_is_away_leaves_the_app_page_readable(
+    client: httpx.Client, app_logs: dict[str, Any]
+) -> None:
+    app_logs["api"] = httpx.ConnectError("connection refused")
+
+    html = client.get("/apps/api").text
+
+    assert "(the log cannot be read now: connection refused)" in html
 
 
 def test_the_app_json_sends_its_facts_and_log_again(
