@@ -51,10 +51,13 @@ HEALTH_PORT = "{health_port}"
 supervisor checks its health before any request of the shared socket depends on it."""
 
 _WATCH_INTERVAL = 0.1
-_PROBE_INTERVAL = 0.025
-"""Between health probes of a starting version. A probe before the app listens is refused
-at once (tens of microseconds of the control plane's time), and each interval's half on
-average is added to every start: at 0.1 s that was 50 ms of a ~0.7 s start."""
+_PROBE_INTERVAL = 0.1
+"""Between health probes of a starting version that answers, but not yet 200 (each such
+probe is a line in its log, whose end a failure shows)."""
+_REFUSED_INTERVAL = 0.025
+"""Between health probes of a starting version that does not listen yet: such a probe is
+refused at once and logs nothing, and half an interval, on average, is added to every
+start (at 0.1 s, 50 ms of a ~0.7 s start)."""
 
 
 class AppState(enum.Enum):
@@ -161,8 +164,9 @@ class Effects:
         """A free port on 127.0.0.1."""
         return procs.pick_free_port()
 
-    async def probe(self, url: str) -> bool:
-        """True if GET `url` (plain HTTP on loopback) answers 200 within two seconds.
+    async def probe(self, url: str) -> bool | None:
+        """True if GET `url` (plain HTTP on loopback) answers 200 within two seconds, False
+        if it answers something else, None if nothing answers.
 
         One request line and one status line need no HTTP client; httpx here cost the
         control plane 5 MiB and a TLS context.
@@ -171,7 +175,7 @@ class Effects:
         try:
             return await asyncio.wait_for(_status_is_200(address), timeout=2.0)
         except (OSError, TimeoutError, ValueError):
-            return False
+            return None
 
     def now(self) -> float:
         """A monotonic clock."""
@@ -478,13 +482,13 @@ class Supervisor:
     async def _wait_healthy(self, spec: ProcessSpec, handle: ProcessHandle, port: int) -> None:
         url = f"http://127.0.0.1:{port}{spec.health_path}"
         deadline = self.effects.now() + spec.health_timeout
-        while not await self.effects.probe(url):
+        while not (answer := await self.effects.probe(url)):
             if self.effects.exited(handle):
                 raise HealthCheckError(spec.name, "exited before it was healthy", handle.log_tail())
             if self.effects.now() >= deadline:
                 reason = f"did not answer 200 on {url} within {spec.health_timeout:g} s"
                 raise HealthCheckError(spec.name, reason, handle.log_tail())
-            await self.effects.sleep(_PROBE_INTERVAL)
+            await self.effects.sleep(_REFUSED_INTERVAL if answer is None else _PROBE_INTERVAL)
 
     async def _replace_alongside(self, app: _App, spec: ProcessSpec) -> None:
         """Start the new version beside the old one and stop the old one once the new one is
