@@ -236,8 +236,12 @@ class Runner:
             run = await self.get(run_id)
             yield run
             while not run.finished:
-                run = await changes.get()
-                yield run
+                change = await changes.get()
+                # A change made while the first read was in flight (a PostgreSQL store's
+                # read awaits) may be one that read already saw: yield only progress.
+                if _progress(change) > _progress(run):
+                    run = change
+                    yield run
         finally:
             subscribers = self._subscribers.get(run_id, set())
             subscribers.discard(changes)
@@ -458,6 +462,13 @@ class Runner:
         record_run(run)
         for changes in self._subscribers.get(run.id, ()):
             changes.put_nowait(run)
+
+
+def _progress(run: Run) -> tuple[int, int]:
+    """How far a run has got, in the order of its states: by attempts started, then
+    running < queued again (a retry of that attempt) < final."""
+    phase = 2 if run.finished else 1 if run.status == RunStatus.QUEUED else 0
+    return run.attempts, phase
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,48 +8,26 @@ across connections, not inside one.
 from __future__ import annotations
 
 import asyncio
-import importlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.backends.base import Created, NewRun, RunStatus, RunStore
-from tests.postgres import PASSWORD, PostgresServer
+from tests.runs.conftest import Stores
 
 Opener = Callable[[], Awaitable[RunStore]]
 
 
-def _sqlite_class() -> Any:
-    try:
-        return importlib.import_module("engine.runs.store.sqlite").SQLiteRunStore
-    except ImportError:
-        return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+@pytest.fixture
+def open_store(stores: Stores) -> Opener:
     """Opens stores over one fresh SQLite file or PostgreSQL database."""
-    if request.param == "sqlite":
-        sqlite_store = _sqlite_class()
-        if sqlite_store is None:
-            pytest.skip("engine.runs.store.sqlite.SQLiteRunStore is not merged yet (runs-seam)")
 
-        async def open_sqlite() -> RunStore:
-            return sqlite_store(tmp_path / "runs.db")
+    async def opened() -> RunStore:
+        return stores.open()
 
-        yield open_sqlite
-        return
-    from engine.runs.store.postgres import PostgresRunStore
-
-    server: PostgresServer = request.getfixturevalue("postgres")
-    url = server.new_database()
-
-    async def open_postgres() -> RunStore:
-        return await PostgresRunStore.connect(url, password=PASSWORD)
-
-    yield open_postgres
+    return opened
 
 
 def scenario(open_store: Opener, body: Callable[..., Awaitable[None]], stores: int = 1) -> None:
