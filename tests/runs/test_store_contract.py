@@ -75,6 +75,22 @@ def test_create_many_stores_queued_runs_in_order_visible_to_another_store(
     scenario(open_store, body, stores=2)
 
 
+def test_a_handle_is_stored_as_given_and_seen_by_another_store(open_store: Opener) -> None:
+    odd = "ray:job-'1'; DROP TABLE runs; -- \\ \u00e9"  # quotes, backslash, non-ASCII
+
+    async def body(store: RunStore, other: RunStore) -> None:
+        run = (await one(store)).run
+        await store.start_attempt(run.id)
+        handled = await store.set_handle(run.id, odd)
+        assert handled is not None and handled.handle == odd
+        seen = await other.get(run.id)
+        assert seen is not None and seen.handle == odd
+        cleared = await store.set_handle(run.id, None)
+        assert cleared is not None and cleared.handle is None
+
+    scenario(open_store, body, stores=2)
+
+
 def test_every_transition_and_every_refused_compare_and_set(open_store: Opener) -> None:
     async def body(store: RunStore) -> None:
         run = (await one(store, max_attempts=2)).run
