@@ -145,6 +145,11 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
     return Stores(tmp_path, server.new_database())
 
 
+sqlite_only = pytest.mark.parametrize("stores", ["sqlite"], indirect=True)
+"""For a test of something no store takes part in (auth, logs, a task's environment): run
+on SQLite only, so the PostgreSQL runs cost time only where they can find something."""
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A spec folder holding `tasks.py` and its sibling `helper.py`."""

@@ -18,7 +18,7 @@ from engine.backends.base import TaskUnit
 from engine.runs.api import make_router
 from engine.runs.runner import Runner
 from engine.runs.store.sqlite import SQLiteRunStore
-from tests.runs.conftest import Stores, executor
+from tests.runs.conftest import Stores, executor, sqlite_only
 
 TOKEN = "s3cret-token"
 N = 300  # concurrent submissions in the load test (bench/ submits 2,000)
@@ -125,6 +125,7 @@ def test_unknown_task_and_bad_inputs(api: httpx.Client) -> None:
     assert api.get("/api/v1/runs").json() == {"runs": []}
 
 
+@sqlite_only
 def test_unknown_run_is_404_everywhere(api: httpx.Client) -> None:
     for method, path in [("GET", ""), ("GET", "/wait"), ("GET", "/events"), ("GET", "/logs"),
                          ("POST", "/cancel")]:  # fmt: skip
@@ -180,6 +181,7 @@ def test_logs_are_plain_text(api: httpx.Client) -> None:
     assert logs.text == "out: hi\nerr: hi\nfrom-child\n"
 
 
+@sqlite_only
 def test_the_log_api_sends_a_range_and_the_size(api: httpx.Client) -> None:
     run = api.post("/api/v1/runs", json={"task": "talk", "inputs": {"text": "hi"}}).json()
     api.get(f"/api/v1/runs/{run['id']}/wait", params={"timeout": 20})
@@ -198,6 +200,7 @@ def test_the_log_api_sends_a_range_and_the_size(api: httpx.Client) -> None:
     assert api.get(url, params={"offset": -1}).status_code == 422
 
 
+@sqlite_only
 @pytest.mark.parametrize(
     ("headers", "status"),
     [({}, 401), ({"Authorization": "Basic abc"}, 401), ({"Authorization": "Bearer wrong"}, 403)],

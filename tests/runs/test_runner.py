@@ -13,7 +13,7 @@ from engine.errors import RunInputError
 from engine.runs.errors import UnknownTaskError
 from engine.runs.runner import WORKER_LOST
 from engine.runs.store import RunStatus
-from tests.runs.conftest import Stores, finished, running, until
+from tests.runs.conftest import Stores, finished, running, sqlite_only, until
 
 Task = Callable[..., TaskUnit]
 
@@ -155,6 +155,7 @@ def test_cancel_a_queued_and_a_running_run(tmp_path: Path, stores: Stores, task:
     asyncio.run(scenario())
 
 
+@sqlite_only
 def test_stdout_stderr_and_child_output_go_to_the_run_log(stores: Stores, task: Task) -> None:
     async def scenario() -> None:
         async with running(stores, [task("talk")]) as runner:
@@ -165,6 +166,7 @@ def test_stdout_stderr_and_child_output_go_to_the_run_log(stores: Stores, task: 
     asyncio.run(scenario())
 
 
+@sqlite_only
 def test_each_task_sees_only_its_own_environment(
     stores: Stores, task: Task, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,6 +253,7 @@ def test_reconfigure_replaces_changed_pools_and_fails_runs_of_removed_tasks(
     asyncio.run(scenario())
 
 
+@sqlite_only
 def test_a_handler_that_cannot_be_imported_fails_its_runs(stores: Stores, task: Task) -> None:
     async def scenario() -> None:
         async with running(stores, [task("missing")]) as runner:
