@@ -5,8 +5,7 @@ Guarantees (the `RunStore` protocol's, as the SQLite store gives them):
 * Every state change is one `UPDATE ... WHERE id = %s AND status = ANY(%s) RETURNING ...`:
   of two writers expecting the same state, exactly one gets the run back.
 * A run is committed before any method that creates or changes it returns (the server's
-  `synchronous_commit`, on by default, makes that a flushed WAL record; `set_handle`'s
-  commit alone is not waited for on disk, see there).
+  `synchronous_commit`, on by default, makes that a flushed WAL record).
 * `create_many` is one transaction: all of its runs, or none.
 * An idempotency key `(task, key)` names at most one run until `key_ttl` seconds after it
   was claimed. The claim is `INSERT ... ON CONFLICT` on `run_keys`, in the transaction that
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
@@ -99,13 +97,6 @@ MAX_CONNECTIONS = 10
 """The pool's size. Each commit holds its connection until the server has flushed it, so
 runs in flight beyond the pool wait for one: with 8 runs in flight the runs benchmark went
 from ~190 runs/s on 4 connections to ~310 on 16 (one control plane per store)."""
-# Two statements and no parameters: one simple query, so one round trip and one implicit
-# transaction, to which SET LOCAL applies (psycopg sends a query without parameters so).
-_SET_HANDLE = sql.SQL(
-    "SET LOCAL synchronous_commit TO off;"
-    " UPDATE runs SET handle = {handle} WHERE id = {id} AND status = 'running'"
-    f" RETURNING {_COLUMNS}"
-)
 
 
 class RunStoreError(StateError):
@@ -352,24 +343,8 @@ class PostgresRunStore:
         )
 
     async def set_handle(self, run_id: str, handle: str | None) -> Run | None:
-        """Record where the running attempt runs; None unless the run is running.
-
-        The one commit that does not wait for its WAL record to reach the disk
-        (`synchronous_commit` off for this transaction only): it is visible to every
-        control plane when this returns and survives a kill of this process, but a crash
-        of the database server within ~0.6 s (3 x `wal_writer_delay`), before any later
-        commit flushes it, may drop it. The run is then `running` without a handle, which
-        recovery treats as it treats a control plane killed before recording one: the
-        attempt is lost, retried if it may be. That saves one of a run's four flushes
-        (create, start, handle, finish; creations are flushed a batch at a time).
-        """
-        query = _SET_HANDLE.format(handle=sql.Literal(handle), id=sql.Literal(run_id))
-        pool = self._pool or await self.open()
-        async with pool.connection() as conn:
-            cursor = await conn.execute(query)
-            cursor.nextset()  # past SET's result, to UPDATE's
-            row = await cursor.fetchone()
-        return _run(row) if row else None
+        """Record where the running attempt runs; None unless the run is running."""
+        return await self._change(run_id, {RunStatus.RUNNING}, "handle = %s", (handle,))
 
     async def requeue(self, run_id: str, error: str) -> Run | None:
         """running → queued (to be retried), keeping the error; None unless it was running."""
