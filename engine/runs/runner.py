@@ -192,10 +192,17 @@ class Runner:
         self._units, self._validators, self._started = {}, {}, False
 
     async def submit(
-        self, task: str, inputs: object, *, key: str | None = None, key_ttl: float | None = None
+        self,
+        task: str,
+        inputs: object,
+        *,
+        key: str | None = None,
+        key_ttl: float | None = None,
+        request_id: str | None = None,
     ) -> Created:
         """Validate, store and enqueue a run; it is committed when this returns. With `key`,
-        a second submission within `key_ttl` s gets the first run (`created=False`).
+        a second submission within `key_ttl` s gets the first run (`created=False`);
+        `request_id` is kept in the run's record.
 
         Raises UnknownTaskError for a task that is not configured and RunInputError
         (naming the field) for inputs that fail the task's schema.
@@ -205,7 +212,8 @@ class Runner:
             raise UnknownTaskError(task, self._units)
         valid = self._validators[task].validate(inputs)
         future: asyncio.Future[Created] = asyncio.get_running_loop().create_future()
-        self._pending.append((NewRun(task, valid, 1 + unit.retries, key, key_ttl), future))
+        new = NewRun(task, valid, 1 + unit.retries, key, key_ttl, request_id)
+        self._pending.append((new, future))
         if len(self._pending) == 1:
             flush = asyncio.create_task(self._flush())  # runs after this turn's submissions
             self._flushes.add(flush)

@@ -75,6 +75,21 @@ def test_create_many_stores_queued_runs_in_order_visible_to_another_store(
     scenario(open_store, body, stores=2)
 
 
+def test_the_request_id_stays_with_the_run_through_its_states(open_store: Opener) -> None:
+    async def body(store: RunStore, other: RunStore) -> None:
+        run = (await one(store, request_id="3f9c0a-from-the-app")).run
+        assert run.request_id == "3f9c0a-from-the-app"
+        await store.start_attempt(run.id)
+        await store.finish(run.id, RunStatus.SUCCEEDED, outputs=2)
+        seen = await other.get(run.id)
+        assert seen is not None and (seen.status, seen.request_id) == (
+            RunStatus.SUCCEEDED, "3f9c0a-from-the-app",
+        )  # fmt: skip
+        assert (await one(store)).run.request_id is None
+
+    scenario(open_store, body, stores=2)
+
+
 def test_a_handle_is_stored_as_given_and_seen_by_another_store(open_store: Opener) -> None:
     odd = "ray:job-'1'; DROP TABLE runs; -- \\ \u00e9"  # quotes, backslash, non-ASCII
 
