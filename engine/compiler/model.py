@@ -354,6 +354,7 @@ def _route(b: _ModuleBuilder, route: Route) -> None:
         decorator["summary"] = f"Proxy to {action.app}"
     else:
         made = call("rt.run", Code("app"), action.task, **b.run(action))
+        decorator.update(_run_text(b.spec, action))
         decorator.update(_run_answers(action, errors))
     params, passed = _parameters(b, route, errors)
     b._flush_models()
@@ -367,6 +368,17 @@ def _route(b: _ModuleBuilder, route: Route) -> None:
     body = call(endpoint, Code("request"), **passed)
     code = function(decorator_call, name, params, "Response", body, "return await ")
     b.blocks.append(Block(code))
+
+
+def _run_text(spec: Spec, action: RunAction) -> dict[str, str]:
+    """The OpenAPI summary of a run route, and the task's description if it has one."""
+    if action.allow is not None:
+        names = list(action.allow)
+        listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+        return {"summary": f"Run {listed}"}
+    task = spec.tasks.get(action.task)
+    described = {"description": task.description} if task and task.description else {}
+    return {"summary": f"Run {action.task}", **described}
 
 
 def _run_answers(action: RunAction, errors: set[int]) -> dict[str, Any]:

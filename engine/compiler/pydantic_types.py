@@ -165,9 +165,8 @@ class Types:
             if key not in required:
                 if isinstance(sub, dict) and "default" in sub:
                     default = sub["default"]
-                else:
+                elif not _takes_none(annotation):
                     annotation = Code(_source(annotation) + " | None")
-                    default = None
                 constraints = {"default": default, **constraints} if constraints else constraints
             if constraints:
                 self.names.add("Field")
@@ -196,6 +195,13 @@ class Default:
 
 def _items(values: dict[str, Any]) -> tuple[tuple[str | None, Any], ...]:
     return tuple(values.items())
+
+
+def _takes_none(annotation: Any) -> bool:
+    """Whether None is a value of `annotation` already (Any, a union with None)."""
+    if isinstance(annotation, Subscript):
+        return annotation.name == "Annotated" and annotation.items[0] == "Any"
+    return annotation == "Any" or "None" in str(annotation).split(" | ")
 
 
 def _literal_value(value: Any) -> bool:

@@ -155,7 +155,14 @@ def create_app(
             finally:
                 state.http = None
 
-    app = FastAPI(title=f"{project}: {name}", description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=f"{project}: {name}",
+        description=description,
+        lifespan=lifespan,
+        # Each endpoint's function name is unique in its module: a generated client's
+        # method is named after it (post_orders, not post_orders_orders_post).
+        generate_unique_id_function=_operation_id,
+    )
     app.router.route_class = _JsonRoute
     app.state.engine = state
     install(app)
@@ -183,6 +190,10 @@ def create_app(
         app.add_api_route(METRICS_PATH, metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.add_middleware(RequestLog, metrics=recorder)
     return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
 
 
 async def _too_many(request: Request, exc: Exception) -> Response:

@@ -5,6 +5,7 @@ generated modules' own schemas are tested through the compiler, tests/runtime/te
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -130,12 +131,18 @@ def compiled_app(folder: Path, app: dict[str, Any], files: dict[str, str]) -> Fa
     spec_file = folder / "spec.yaml"
     spec_file.write_text(yaml.safe_dump({"version": 1, "project": "shop", "apps": {"api": app}}))
     spec = load_spec(spec_file, environ={})
+    module_file = folder / "_engine_app.py"
+    module_file.write_text(render_app(spec, spec.apps["api"]), encoding="utf-8")
     sys.path.insert(0, str(folder))
     try:
         for name in files:  # a fresh copy of each handler module per project
             sys.modules.pop(name.removesuffix(".py"), None)
-        namespace: dict[str, Any] = {"__name__": f"compiled_{folder.name}"}
-        exec(compile(render_app(spec, spec.apps["api"]), "_engine_app.py", "exec"), namespace)
+        name = f"compiled_{folder.name}"
+        loader = importlib.util.spec_from_file_location(name, module_file)
+        assert loader is not None and loader.loader is not None
+        module = importlib.util.module_from_spec(loader)
+        sys.modules[name] = module  # Pydantic resolves the models' names in their module
+        loader.loader.exec_module(module)
     finally:
         sys.path.remove(str(folder))
-    return namespace["app"]
+    return module.app
