@@ -28,7 +28,7 @@ ORDER = {
                 "type": "object",
                 "required": ["sku"],
                 "properties": {
-                    "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]+$"},
+                    "sku": {"type": "string", "pattern": "^[A-Z]+-[0-9]+$"},
                     "count": {"type": "integer", "minimum": 1, "default": 1},
                 },
             },
@@ -51,6 +51,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield test_client
 
 
+GE = "greater_than_equal"
 GOOD = {"kind": "trade", "lines": [{"sku": "ABC-1"}], "class": True, "contact": 7}
 
 
@@ -70,7 +71,7 @@ def test_valid_bodies_reach_the_handler_as_sent(client: Any, body: dict[str, Any
         ({"kind": "other"}, ["body", "kind"], "literal_error"),
         ({"lines": []}, ["body", "lines"], "too_short"),
         ({"lines": [{"sku": "abc"}]}, ["body", "lines", 0, "sku"], "string_pattern_mismatch"),
-        ({"lines": [{"sku": "ABC-1", "count": 0}]}, ["body", "lines", 0, "count"], "greater_than_equal"),
+        ({"lines": [{"sku": "A-1", "count": 0}]}, ["body", "lines", 0, "count"], GE),
         ({"note": "too long"}, ["body", "note"], "string_too_long"),
         ({"tags": {"a": "1"}}, ["body", "tags", "a"], "int_type"),
         ({"ratio": 1}, ["body", "ratio"], "less_than"),
