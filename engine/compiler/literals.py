@@ -7,6 +7,7 @@ output needs no formatter and is byte-identical for the same input.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -83,11 +84,31 @@ def bracketed(open_: str, pairs: Any, close: str, indent: int) -> str:
     if indent + 4 + width(args) <= WIDTH:
         return f"{open_}\n{inner}{args}\n{' ' * indent}{close}"
     items = [
-        literal(v, indent + 4) if k is None else f"{k}=" + literal(v, indent + 4, len(k) + 1)
+        literal(v, indent + 4) if k is None else f"{k}=" + _keyword_value(v, indent + 4, len(k) + 1)
         for k, v in pairs
     ]
     body = "".join(f"{inner}{item},\n" for item in items)
     return f"{open_}\n{body}{' ' * indent}{close}"
+
+
+def _keyword_value(value: Any, indent: int, prefix: int) -> str:
+    """A keyword argument's value; a string too long for the line is split at spaces into
+    an implicit concatenation, one part per line, which `ruff format` keeps as it is."""
+    flat = literal(value, indent, prefix)
+    if not isinstance(value, str) or indent + prefix + width(flat) + 1 <= WIDTH:
+        return flat
+    parts: list[str] = []
+    room = WIDTH - indent - prefix
+    for word in re.findall(r"\S*\s*", value)[:-1] or [value]:
+        if parts and width(_string(parts[-1] + word)) <= room:
+            parts[-1] += word
+        else:
+            if parts:
+                room = WIDTH - indent - 1  # continuation lines end with the comma only
+            parts.append(word)
+    if len(parts) == 1:
+        return flat
+    return f"\n{' ' * indent}".join(_string(part) for part in parts)
 
 
 def width(text: str) -> int:

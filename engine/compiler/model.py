@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.compiler.literals import WIDTH, Code, Construct, Subscript, literal, width
 from engine.compiler.pydantic_types import Default, Model, Types, python_name, unique
+from engine.compiler.sources import function_doc
 from engine.runs.inputs import input_schema
 from engine.spec.model import (
     DEDUPE_WINDOW,
@@ -342,6 +343,9 @@ def _route(b: _ModuleBuilder, route: Route) -> None:
     # What the endpoint does, built once.
     if isinstance(action, HandlerAction):
         made = call("rt.handler", b.function(action))
+        doc = function_doc(b.spec.root, action.module, action.function)
+        if doc:  # the handler's own words, as FastAPI shows a route function's docstring
+            decorator["description"] = doc
     elif isinstance(action, RespondAction):
         made = call("rt.respond", Code("app"), **b.respond(action))
         if action.status != 200:

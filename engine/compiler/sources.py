@@ -54,6 +54,34 @@ def _parse_imports(
     return frozenset(m for m in found if m)
 
 
+def function_doc(root: Path, module: str, function: str) -> str | None:
+    """The docstring of top-level `function` in local `module`, read without importing it."""
+    file = module_file(root, module)
+    if file is None:
+        return None
+    try:
+        stat = file.stat()
+    except OSError:
+        return None
+    return _docstrings(file, stat.st_mtime_ns, stat.st_size).get(function)
+
+
+@functools.lru_cache(maxsize=1024)
+def _docstrings(file: Path, mtime_ns: int, size: int) -> dict[str, str]:
+    """Function name -> docstring of `file`'s top-level functions; cached like imports."""
+    try:
+        tree = ast.parse(file.read_bytes(), filename=str(file))
+    except (SyntaxError, ValueError, OSError):
+        return {}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node)
+            if doc:
+                found[node.name] = doc
+    return found
+
+
 def local_sources(root: Path, modules: Iterable[str], include: Iterable[str] = ()) -> list[Path]:
     """Every local file reached from `modules`, plus the `include` globs, sorted."""
     seen: set[Path] = set()

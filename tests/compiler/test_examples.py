@@ -12,6 +12,8 @@ and review the diff before committing it.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,18 @@ def test_api_key_scheme_and_webhook_operations(documents: dict[str, Any]) -> Non
     assert "push" in hooks["description"] and "${{" not in str(hooks)
     for document in documents.values():
         assert "${{" not in str({k: v for k, v in document.items() if k != "components"})
+
+
+def test_modules_are_ruff_formatted_within_the_line_limit(tmp_path: Path) -> None:
+    for example, build in BUILDS.items():
+        write_build(build, tmp_path / example)
+    command = [sys.executable, "-m", "ruff", "format", "--line-length", "100", "--diff"]
+    done = subprocess.run([*command, "--no-cache", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    long = [
+        f"{file}:{n}"
+        for file in tmp_path.rglob("*.py")
+        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1)
+        if len(line) > 100
+    ]
+    assert long == []
