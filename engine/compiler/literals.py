@@ -148,6 +148,8 @@ def _string(text: str) -> str:
     """`repr(text)`'s escapes inside the quotes `ruff format` picks: double ones, unless the
     text holds more double quotes than single ones."""
     quote = "'" if text.count('"') > text.count("'") else '"'
+    if text.isascii() and text.isprintable() and quote not in text and "\\" not in text:
+        return quote + text + quote  # nothing to escape: most names, paths and texts
     return quote + "".join(_char(c, quote) for c in text) + quote
 
 
