@@ -18,6 +18,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 from engine.runtime.models import task_arguments
 
 RESULT_MARKER = "ENGINE_RESULT "
@@ -58,17 +60,24 @@ async def _await(awaitable: Any) -> Any:
 
 def outcome(run: Callable[[], Any]) -> dict[str, Any]:
     """`{"ok": true, "outputs"}` from `run()`, or `{"ok": false, "error"}` if it raised (its
-    traceback printed, for the run's log) or returned what JSON cannot hold."""
+    traceback printed, for the run's log) or returned what JSON cannot hold. Pydantic
+    models among the outputs become their JSON form, as FastAPI answers them."""
     try:
         outputs = run()
     except (Exception, SystemExit) as exc:
         traceback.print_exc()
         return {"ok": False, "error": describe(exc)}
     try:
-        json.dumps(outputs, allow_nan=False)
+        outputs = json.loads(json.dumps(outputs, allow_nan=False, default=_model_json))
     except (TypeError, ValueError) as exc:
         return {"ok": False, "error": f"outputs are not JSON-serialisable: {exc}"}
     return {"ok": True, "outputs": outputs}
+
+
+def _model_json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def attempt(spec: str, inputs: dict[str, Any]) -> dict[str, Any]:
