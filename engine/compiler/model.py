@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.compiler.literals import WIDTH, Code, Construct, Subscript, literal, width
 from engine.compiler.pydantic_types import Default, Model, Types, python_name, unique
-from engine.compiler.sources import function_doc
+from engine.compiler.sources import handler_signature
 from engine.runs.inputs import input_schema
 from engine.spec.model import (
     DEDUPE_WINDOW,
@@ -343,9 +343,9 @@ def _route(b: _ModuleBuilder, route: Route) -> None:
     # What the endpoint does, built once.
     if isinstance(action, HandlerAction):
         made = call("rt.handler", b.function(action))
-        doc = function_doc(b.spec.root, action.module, action.function)
-        if doc:  # the handler's own words, as FastAPI shows a route function's docstring
-            decorator["description"] = doc
+        signature = handler_signature(b.spec.root, action.module, action.function)
+        if signature.doc:  # the handler's own words, as FastAPI shows a function's docstring
+            decorator["description"] = signature.doc
     elif isinstance(action, RespondAction):
         made = call("rt.respond", Code("app"), **b.respond(action))
         if action.status != 200:
@@ -455,6 +455,11 @@ def _body(b: _ModuleBuilder, route: Route, errors: set[int], used: set[str]) -> 
         annotation, _ = b.types.annotation(route.body, hint, strict=True)
         return Param(name, annotation)
     action = route.action
+    if isinstance(action, HandlerAction) and route.body is None:
+        model = handler_signature(b.spec.root, action.module, action.function).body_model
+        if model is not None:  # the handler's own model: FastAPI validates into it
+            alias = b.function(HandlerAction(action.module, model))
+            return Param(name, alias)
     if (
         isinstance(action, RunAction)
         and action.inputs is None

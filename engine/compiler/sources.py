@@ -10,6 +10,7 @@ import ast
 import functools
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -54,32 +55,54 @@ def _parse_imports(
     return frozenset(m for m in found if m)
 
 
-def function_doc(root: Path, module: str, function: str) -> str | None:
-    """The docstring of top-level `function` in local `module`, read without importing it."""
+@dataclass(frozen=True)
+class Signature:
+    """What a handler's source says about it, read without importing it: its docstring,
+    and the Pydantic model its `body` parameter is annotated with (a class of the same
+    module deriving from BaseModel), if any."""
+
+    doc: str | None = None
+    body_model: str | None = None
+
+
+def handler_signature(root: Path, module: str, function: str) -> Signature:
+    """The Signature of top-level `function` in local `module` (empty if not found)."""
     file = module_file(root, module)
     if file is None:
-        return None
+        return Signature()
     try:
         stat = file.stat()
     except OSError:
-        return None
-    return _docstrings(file, stat.st_mtime_ns, stat.st_size).get(function)
+        return Signature()
+    return _signatures(file, stat.st_mtime_ns, stat.st_size).get(function, Signature())
 
 
 @functools.lru_cache(maxsize=1024)
-def _docstrings(file: Path, mtime_ns: int, size: int) -> dict[str, str]:
-    """Function name -> docstring of `file`'s top-level functions; cached like imports."""
+def _signatures(file: Path, mtime_ns: int, size: int) -> dict[str, Signature]:
+    """Function name -> Signature of `file`'s top-level functions; cached like imports."""
     try:
         tree = ast.parse(file.read_bytes(), filename=str(file))
     except (SyntaxError, ValueError, OSError):
         return {}
+    models = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and any(_is_base_model(b) for b in node.bases)
+    }
     found = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            doc = ast.get_docstring(node)
-            if doc:
-                found[node.name] = doc
+            params = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            hints = [p.annotation for p in params if p.arg == "body"]
+            hint = hints[0] if hints else None
+            model = hint.id if isinstance(hint, ast.Name) and hint.id in models else None
+            found[node.name] = Signature(ast.get_docstring(node) or None, model)
     return found
+
+
+def _is_base_model(base: ast.expr) -> bool:
+    name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+    return name == "BaseModel"
 
 
 def local_sources(root: Path, modules: Iterable[str], include: Iterable[str] = ()) -> list[Path]:

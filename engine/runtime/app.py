@@ -203,10 +203,12 @@ async def _too_many(request: Request, exc: Exception) -> Response:
 
 class Endpoint:
     """What one route does, built once when the module is imported; each request calls it
-    with the values FastAPI validated (a body model is passed on as its JSON)."""
+    with the values FastAPI validated (a body model is passed on as the JSON sent, so
+    expressions and run inputs see the client's values, not the model's defaults)."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, keep: type | None = None) -> None:
         self.answer = answer
+        self.keep = keep  # a model the answer takes as it is (a handler's own)
 
     async def __call__(
         self,
@@ -219,8 +221,8 @@ class Endpoint:
         """The answer; without declared `query`, the request's query strings as they are."""
         if isinstance(body, bytes):  # FastAPI hands over what is not JSON as bytes
             return JSONResponse({"detail": _NOT_JSON}, 415)
-        if isinstance(body, BaseModel):
-            body = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        if isinstance(body, BaseModel) and type(body) is not self.keep:
+            body = await request.json()  # as sent (FastAPI parsed it once, and keeps it)
         values = Parsed(
             dict(path or {}),
             dict(request.query_params if query is None else query),
@@ -231,8 +233,10 @@ class Endpoint:
 
 
 def handler(function: Callable[..., Any]) -> Endpoint:
-    """Call the user's `function` with the request's values (engine.runtime.handlers)."""
-    return Endpoint(Handler(function).respond)
+    """Call the user's `function` with the request's values (engine.runtime.handlers); a
+    body of the model its `body` parameter is annotated with is passed on as it is."""
+    made = Handler(function)
+    return Endpoint(made.respond, made.models.get("body"))
 
 
 def respond(

@@ -133,3 +133,12 @@ def test_modules_are_ruff_formatted_within_the_line_limit(tmp_path: Path) -> Non
         if len(line) > 100
     ]
     assert long == []
+
+
+def test_a_handler_s_own_body_model_is_the_documented_body(documents: dict[str, Any]) -> None:
+    document = documents["gateway/catalog"]
+    order = document["paths"]["/orders"]["post"]
+    body = order["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/Order"}
+    assert document["components"]["schemas"]["Order"]["required"] == ["item"]
+    assert order["description"] == "Price an order (the body arrives validated, as an Order)."
