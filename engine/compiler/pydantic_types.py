@@ -205,7 +205,9 @@ def _takes_none(annotation: Any) -> bool:
 
 
 def _literal_value(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | bool) and not isinstance(value, float)
+    """Whether `Literal` matches `value` as JSON Schema does: for strings and null only,
+    since `Literal[1]` also takes `True` (and `Literal[True]` takes 1)."""
+    return value is None or isinstance(value, str)
 
 
 def _simple(schema: dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -113,3 +114,60 @@ def test_the_module_is_ruff_formatted(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "ruff", "format", "--line-length", "100", "--diff"]
     done = subprocess.run([*command, "--no-cache", str(module)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+VALUES = [0, 1, -1, 2.5, "1", "", "abc", "ABC-12", True, None, [], [1, 2], [1, 1], {}, {"a": 1}]
+SCHEMAS = {
+    "integer-minimum": {"type": "integer", "minimum": 0},
+    "number-exclusive": {"type": "number", "exclusiveMaximum": 2, "exclusiveMinimum": -1},
+    "multiple-of": {"type": "integer", "multipleOf": 2},
+    "string-lengths": {"type": "string", "minLength": 1, "maxLength": 3},
+    "pattern": {"type": "string", "pattern": "^[A-Z]+-[0-9]+$"},
+    "boolean": {"type": "boolean"},
+    "null": {"type": "null"},
+    "array": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+    "enum": {"enum": ["abc", 1, None]},
+    "const": {"const": "abc"},
+    "type-list": {"type": ["string", "null"], "maxLength": 2},
+    "map": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "unique-items-kept": {"type": "array", "uniqueItems": True},
+    "any-of-kept": {"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 3}]},
+}
+
+
+@pytest.mark.parametrize("schema", SCHEMAS.values(), ids=list(SCHEMAS))
+def test_a_mapped_schema_accepts_what_json_schema_accepts(schema: dict[str, Any]) -> None:
+    """For a spread of JSON values, the generated type (in a strict body model) and
+    jsonschema agree on every one."""
+    import jsonschema
+    from pydantic import ValidationError
+
+    from engine.compiler.literals import literal
+    from engine.compiler.pydantic_types import Types
+
+    types = Types(set())
+    annotation, constraints = types.annotation(schema, "value", strict=True)
+    field = f" = Field({', '.join(f'{k}={v!r}' for k, v in constraints.items())})"
+    source = (
+        "from typing import Annotated, Any, Literal\n"
+        "from pydantic import BaseModel, ConfigDict, Field\n"
+        "from engine.runtime.schemas import JsonSchema\n"
+        "class Holder(BaseModel):\n"
+        "    model_config = ConfigDict(strict=True)\n"
+        f"    value: {literal(annotation)}{field if constraints else ''}\n"
+    )
+    module = types_module = ModuleType("mapped_schema")
+    sys.modules[module.__name__] = module  # Pydantic resolves names in the model's module
+    try:
+        exec(source, module.__dict__)
+    finally:
+        del sys.modules[types_module.__name__]
+    namespace = module.__dict__
+    for value in VALUES:
+        expected = jsonschema.Draft202012Validator(schema).is_valid(value)
+        try:
+            namespace["Holder"].model_validate({"value": value})
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted == expected, (value, source)
