@@ -34,6 +34,11 @@ from engine.spec.model import (
 
 _PATH_PARAM = re.compile(r"{([^{}:]+)(?::[a-z]+)?}")
 _WITH_BODY = {"POST", "PUT", "PATCH", "DELETE"}
+_IMPORTABLE = {
+    "Annotated", "Any", "Literal", "Body", "Depends", "Path", "Query", "Request", "Response",
+    "WebSocket", "BaseModel", "ConfigDict", "Field", "ApiKey", "Bearer", "RateLimit",
+    "Respond", "Run", "JsonSchema",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,8 @@ class _ModuleBuilder:
         self.spec = spec
         self.app = app
         self.imports: dict[str, Import] = {}
-        self.taken: set[str] = {"app", "rt", "request", "websocket"}
+        # Names the module imports or defines itself, which nothing generated may take.
+        self.taken: set[str] = {"app", "rt", "request", "websocket", *_IMPORTABLE}
         self.types = Types(self.taken)
         self.names: set[str] = set()  # fastapi / engine.runtime.app names used
         self.blocks: list[Block] = []

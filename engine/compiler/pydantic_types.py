@@ -41,6 +41,8 @@ _RESERVED = {
     "model_config", "model_fields", "model_computed_fields", "copy", "dict", "json",
     "schema", "schema_json", "construct", "validate", "fields", "parse_obj", "parse_raw",
     "parse_file", "from_orm", "update_forward_refs", "register", "Config",
+    # The names a class body's annotations and defaults use, which a field would shadow.
+    "Annotated", "Any", "Literal", "Field", "BaseModel", "ConfigDict", "JsonSchema",
 }  # fmt: skip
 
 

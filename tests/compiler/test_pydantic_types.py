@@ -171,3 +171,19 @@ def test_a_mapped_schema_accepts_what_json_schema_accepts(schema: dict[str, Any]
         except ValidationError:
             accepted = False
         assert accepted == expected, (value, source)
+
+
+def test_names_the_module_uses_are_left_to_it(tmp_path: Path) -> None:
+    """A property or parameter named like what the module imports (`Field`, `Query`) is
+    renamed, with the spec's name as its alias."""
+    body = {
+        "type": "object",
+        "properties": {"Field": {"type": "string"}, "model_config": {"type": "integer"}},
+    }
+    route = {"method": "POST", "path": "/{Query}", "body": body, "handler": "handlers:echo"}
+    query = {"Request": {"type": "integer", "minimum": 1}}
+    app = compiled_app(tmp_path, {"routes": [{**route, "query": query}]}, {"handlers.py": ECHO})
+    sent = {"Field": "x", "model_config": 2}
+    with TestClient(app) as client:
+        assert client.post("/q?Request=1", json=sent).json() == sent
+        assert client.post("/q?Request=0", json=sent).status_code == 422
