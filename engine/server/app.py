@@ -31,7 +31,7 @@ from engine.layout import Layout
 from engine.runs.api import make_router
 from engine.runs.runner import Runner
 from engine.server.apply import PROJECT_FILE, Applier
-from engine.server.console import make_console_router
+from engine.server.console import APP_LOG_TAIL, make_console_router, read_log_tail
 from engine.server.launch import ControlPlaneAddress
 from engine.server.leader import lead
 from engine.server.metrics import install_metrics
@@ -40,6 +40,9 @@ from engine.server.targets import open_target
 from engine.state import State
 
 log = logging.getLogger("engine.server")
+
+APP_LOG_LINES = 200
+"""Lines of an app's log its console page shows on a cluster target."""
 
 
 class ControlPlane:
@@ -131,8 +134,16 @@ class ControlPlane:
     def apps(self) -> list[dict[str, object]]:
         """The apps as last seen, for the console's pages (the local backend's are live)."""
         if isinstance(self.backend, LocalBackend):
-            return self.backend.status()
+            return [d.to_dict() for d in self.backend.deployed()]
         return [d.to_dict() for d in self.seen]
+
+    async def app_log(self, name: str) -> str:
+        """The end of an app's log, for its console page."""
+        if isinstance(self.backend, LocalBackend):  # read the file's end, not all of it
+            path = str(self.layout.logs / f"{name}.log")
+            tail = await asyncio.to_thread(read_log_tail, path, 0, APP_LOG_TAIL)
+            return str(tail["text"])
+        return "".join([line async for line in self.backend.logs(name, APP_LOG_LINES)])
 
     async def destroy(self) -> None:
         """Stop every app and the runner, forget them, and let the process exit."""
@@ -194,6 +205,9 @@ def create_control_plane(
             apps=plane.apps,
             store=plane.store,
             token=api.token,
+            runner=plane.runner,
+            spec=lambda: plane.applier.spec,
+            app_log=plane.app_log,
         )
     )
     return app

@@ -34,6 +34,7 @@ from engine.runs.runner import Runner
 from engine.secrets import resolve_secrets
 from engine.server.console_auth import console_link
 from engine.server.launch import ControlPlaneAddress
+from engine.spec.model import Spec
 from engine.state import AppRecord, State
 from engine.units import Units, build_units
 
@@ -106,6 +107,8 @@ class Applier:
         self.api = api
         self.target = target
         self.lock = asyncio.Lock()
+        self.spec: Spec | None = None
+        """The spec whose tasks the runner runs now (what the console shows), once one is."""
 
     def prepare(
         self, spec_path: Path, environ: Mapping[str, str], label: str | None = None
@@ -242,6 +245,7 @@ class Applier:
         """Give the runner every task of the spec (its executor makes their environment,
         given the apps' current `endpoints`); record them."""
         await self.runner.configure(list(prepared.units.tasks.values()), endpoints)
+        self.spec = prepared.build.spec
         for step in prepared.plan.steps:
             if step.kind == "task" and step.hash is not None:
                 self.state.put_task(step.name, step.hash)

@@ -1,54 +1,82 @@
-"""The console: the browser pages a person opens to see a project's apps and runs.
+"""The console: the browser pages a person opens to see a project's apps and runs, and act.
 
-    GET /                       the project page: apps, and the latest runs (`?task=&status=`)
-    GET /runs/{id}              a run's page; live while the run is not final
-    GET /runs/{id}.json         the run as the run API's JSON, plus the tail of its log
-    GET /console/static/{name}  the console's CSS and JS
+    GET  /                       the project page: apps, tasks, the latest runs (`?task=&status=`)
+    GET  /project.json           its lists again, for the page to stay current
+    GET  /apps/{name}            an app: state, URL, restarts, its last failure, its routes, its log
+    GET  /apps/{name}.json       its facts and log again
+    GET  /tasks/{name}           a task: a form built from its inputs' schema, its recent runs
+    GET  /tasks/{name}.json      its runs again
+    POST /tasks/{name}           start a run from the form; 303 to the run's page
+    GET  /runs/{id}              a run's page; live while the run is not final
+    GET  /runs/{id}.json         the run as the run API's JSON, plus the tail of its log
+    POST /runs/{id}/cancel       cancel a queued or running run; 303 back to its page
+    GET  /console/static/{name}  the console's CSS and JS
 
 Pages are server-rendered with Jinja2, autoescaped (run inputs, outputs, errors and logs are
-untrusted), and work without JavaScript; a small script only keeps a running run's page
-current by polling its `.json`. A Content-Security-Policy allows no inline script, so even
-a bug in escaping would not run injected code.
+untrusted), and work without JavaScript; small scripts only keep pages current by polling
+their `.json`. A Content-Security-Policy allows no inline script, so even a bug in escaping
+would not run injected code.
 
 Every page but the static files asks for the console's credential: a cookie set by the
 one-time link that `engine apply` and `engine status` print, or the project's token as a
 bearer token (engine.server.console_auth). Other local users reach 127.0.0.1 too, and runs'
 inputs, outputs and logs are theirs to keep from them. Requests whose `Host` is not a
-loopback name are refused, so a web page using DNS rebinding cannot read the console.
+loopback name are refused, so a web page using DNS rebinding cannot read the console. The
+two forms that change something also need their page's form token and the console's own
+`Origin` (engine.server.console_post), so another site cannot start or cancel runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
+import httpx
 import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from engine.backends.base import TaskUnit
+from engine.errors import EngineError, RunInputError
 from engine.runs.api import run_json
+from engine.runs.errors import UnknownRunError, UnknownTaskError
+from engine.runs.runner import Runner
 from engine.runs.store import Run, RunStatus, RunStore
 from engine.server.console_auth import ConsoleLogin
+from engine.server.console_endpoints import endpoints
+from engine.server.console_forms import form_fields, read_inputs
+from engine.server.console_post import Refused, read_form
+from engine.spec.model import Spec
+
+log = logging.getLogger("engine.server")
 
 LOG_TAIL = 200 * 1024
 """The most of a run's log the console shows or sends at once, in bytes (the end of it)."""
 
+APP_LOG_TAIL = 32 * 1024
+"""The most of an app's log its page shows, in bytes (the end of it)."""
+
 RUN_LIMIT = 50
 """How many runs the project page lists."""
+
+TASK_RUNS = 20
+"""How many runs a task's page lists."""
 
 _SIGN_IN = (
     "The console shows your project's runs to you only. Run `engine status` in the "
     "project's folder and open the console link it prints (it works once)."
 )
 
-APP_STATES = ("starting", "running", "backoff", "stopped", "failed")
+APP_STATES = ("starting", "running", "unhealthy", "backoff", "stopped", "failed")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 _STATUSES = tuple(s.value for s in RunStatus)
 
@@ -56,6 +84,7 @@ _HERE = Path(__file__).parent / "templates"
 _STATIC_TYPES = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",
 }
 _CSP = (
     "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
@@ -65,20 +94,38 @@ _HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": _CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # `same-origin`, not `no-referrer`: with the latter a browser sends `Origin: null` on
+    # the console's own form posts, which could then not be told from a sandboxed page's.
+    "Referrer-Policy": "same-origin",
 }
+
+AppLog = Callable[[str], Awaitable[str]]
+
+
+async def _no_log(name: str) -> str:
+    return ""
 
 
 def make_console_router(
-    *, project: Callable[[], str], apps: Callable[[], list[dict]], store: RunStore, token: str
+    *,
+    project: Callable[[], str],
+    apps: Callable[[], list[dict]],
+    store: RunStore,
+    token: str,
+    runner: Runner | None = None,
+    spec: Callable[[], Spec | None] = lambda: None,
+    app_log: AppLog = _no_log,
 ) -> APIRouter:
     """The console's routes for one project.
 
     `project()` gives the project's name (read per page: the first apply may set it).
-    `apps()` is called on the event loop on each project page view (so it must be quick
-    and must not block) and returns one dict per app with `name`, `state`, `url`, `port`,
-    `pid`, `restarts` and, optionally, `description`. `token` is the project's API token,
-    from which the console's sign-in is derived; no page shows it.
+    `apps()` is called on the event loop on each page view (so it must be quick and must
+    not block) and returns one dict per app with `name`, `state`, `url`, `port`, `pid`,
+    `restarts` and, optionally, `detail` (why it last failed) and `description`. `runner`
+    starts and cancels runs and knows the tasks (without it the console has none);
+    `spec()` is the applied spec, for descriptions and routes; `app_log(name)` the end of
+    an app's log. `token` is the project's API token, from which the console's sign-in is
+    derived; no page shows it.
     """
     login = ConsoleLogin(token)
     router = APIRouter(dependencies=[Depends(_loopback_only)], include_in_schema=False)
@@ -86,12 +133,14 @@ def make_console_router(
     static = {name: (_HERE / "static" / name).read_bytes() for name in _STATIC_TYPES}
     versions = {name: hashlib.sha256(data).hexdigest()[:12] for name, data in static.items()}
     env = _environment()
+    pieces: Any = env.get_template("_rows.html").module  # its macros render live updates
 
     def page(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
         def static_url(name: str) -> str:
             path = request.url_for("console_static", name=name).path
             return f"{path}?v={versions[name]}"
 
+        context.setdefault("live_url", None)
         html = env.get_template(template).render(
             project=project(),
             home=request.url_for("console_home").path,
@@ -100,42 +149,228 @@ def make_console_router(
         )
         return HTMLResponse(html, code, headers=_HEADERS)
 
+    def message(request: Request, code: int, title: str, text: str) -> HTMLResponse:
+        return page(request, "message.html", code, title=title, message=text)
+
     def signed_out(request: Request) -> Response | None:
         """The answer to a request without the console's credential, or None."""
         if login.signed_in(request):
             return None
         if request.url.path.endswith(".json"):
             return JSONResponse({"detail": _SIGN_IN}, 401, headers=_HEADERS)
-        return page(request, "message.html", 401, title="Sign in to the console", message=_SIGN_IN)
+        return message(request, 401, "Sign in to the console", _SIGN_IN)
+
+    def tasks() -> Mapping[str, TaskUnit]:
+        return runner.tasks if runner is not None else {}
+
+    def description(kind: str, name: str) -> str:
+        applied = spec()
+        if applied is None:
+            return ""
+        found = (applied.apps if kind == "app" else applied.tasks).get(name)
+        return found.description if found else ""
+
+    def app_rows(request: Request) -> list[dict[str, Any]]:
+        rows = []
+        for app in apps():
+            said = description("app", str(app.get("name"))) or app.get("description")
+            rows.append(_app_row(request, {**app, "description": said}))
+        return rows
+
+    async def latest_runs(task: str, status: str) -> list[Run]:
+        return await store.list_runs(task or None, RunStatus(status) if status else None, RUN_LIMIT)
 
     async def runs_and_tasks(task: str, status: str) -> tuple[list[Run], list[str]]:
-        runs = await store.list_runs(task or None, RunStatus(status) if status else None, RUN_LIMIT)
-        tasks = {run.task for run in await store.list_runs(limit=500)} | ({task} - {""})
-        return runs, sorted(tasks)
+        runs = await latest_runs(task, status)
+        names = {run.task for run in await store.list_runs(limit=500)} | set(tasks())
+        return runs, sorted(names | ({task} - {""}))
 
-    # The routes are async: `apps()` and the store are the event loop's; only reading a
-    # log file goes to a worker thread.
+    def unknown_status(request: Request, status: str) -> Response | None:
+        if not status or status in _STATUSES:
+            return None
+        known = ", ".join(_STATUSES)
+        text = f"There is no run status “{status}”. The statuses are: {known}."
+        return message(request, 400, "Unknown status", text)
+
+    # The routes are async: `apps()`, the runner and the store are the event loop's; only
+    # reading a log file goes to a worker thread.
     @router.get("/", name="console_home", response_class=HTMLResponse)
     async def home(request: Request, task: str = "", status: str = "") -> Response:
-        if denied := signed_out(request):
+        if denied := signed_out(request) or unknown_status(request, status):
             return denied
-        if status and status not in _STATUSES:
-            known = ", ".join(_STATUSES)
-            message = f"There is no run status “{status}”. The statuses are: {known}."
-            return page(request, "message.html", 400, title="Unknown status", message=message)
-        app_rows = [_app_row(app) for app in apps()]
-        runs, tasks = await runs_and_tasks(task, status)
+        runs, names = await runs_and_tasks(task, status)
+        task_list = [
+            {"name": n, "description": description("task", n), "page": _task_url(request, n)}
+            for n in sorted(tasks())
+        ]
+        live = request.url_for("console_project_json").include_query_params(
+            task=task, status=status
+        )
         return page(
             request,
             "project.html",
-            apps=app_rows,
+            apps=app_rows(request),
             runs=[_run_row(request, run) for run in runs],
-            tasks=tasks,
+            tasks=names,
+            task_list=task_list,
             statuses=_STATUSES,
             task=task,
             status=status,
             limit=RUN_LIMIT,
+            live_url=f"{live.path}?{live.query}",
         )
+
+    @router.get("/project.json", name="console_project_json")
+    async def project_data(request: Request, task: str = "", status: str = "") -> Response:
+        if denied := signed_out(request):
+            return denied
+        if status not in ("", *_STATUSES):
+            raise HTTPException(400, f"no run status {status!r}")
+        runs = await latest_runs(task, status)
+        empty = "No runs match these filters." if task or status else "No runs yet."
+        html = {
+            "app-rows": pieces.app_rows(app_rows(request)),
+            "run-rows": pieces.run_rows([_run_row(request, r) for r in runs], empty),
+        }
+        return JSONResponse({"html": html}, headers={"Cache-Control": "no-store"})
+
+    def find_app(request: Request, name: str) -> dict[str, Any] | None:
+        return next((row for row in app_rows(request) if row["name"] == name), None)
+
+    async def log_of(name: str) -> str:
+        try:
+            return await app_log(name)
+        except (EngineError, OSError, httpx.HTTPError) as exc:  # a cluster's API may be away
+            return f"(the log cannot be read now: {exc})"
+
+    @router.get("/apps/{name}.json", name="console_app_json")
+    async def app_data(request: Request, name: str) -> Response:
+        if denied := signed_out(request):
+            return denied
+        app = find_app(request, name)
+        if app is None:
+            raise HTTPException(404, f"no app {name!r}")
+        body = {"html": {"facts": pieces.app_facts(app)}, "text": {"log": await log_of(name)}}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    @router.get("/apps/{name}", name="console_app", response_class=HTMLResponse)
+    async def app_page(request: Request, name: str) -> Response:
+        if denied := signed_out(request):
+            return denied
+        app = find_app(request, name)
+        if app is None:
+            text = f"There is no app “{name}” in {project()}. The project page lists its apps."
+            return message(request, 404, "App not found", text)
+        applied = spec()
+        declared = applied.apps.get(name) if applied else None
+        return page(
+            request,
+            "app.html",
+            app=app,
+            endpoints=endpoints(declared) if declared and declared.generated else [],
+            command=bool(declared and not declared.generated),
+            task_pages={n: _task_url(request, n) for n in tasks()},
+            app_pages={a["name"]: a["page"] for a in app_rows(request)},
+            log=await log_of(name),
+            live_url=_named_url(request, "console_app_json", name),
+        )
+
+    async def task_page(
+        request: Request,
+        unit: TaskUnit,
+        code: int = 200,
+        posted: Mapping[str, str] | None = None,
+        errors: Mapping[str, str] | None = None,
+        problem: str = "",
+    ) -> Response:
+        runs = await store.list_runs(unit.name, None, TASK_RUNS)
+        timeout = "none" if unit.timeout is None else format_duration(unit.timeout)
+        return page(
+            request,
+            "task.html",
+            code,
+            task={
+                "name": unit.name,
+                "description": description("task", unit.name),
+                "handler": unit.handler,
+                "retries": unit.retries,
+                "timeout": timeout,
+                "concurrency": unit.concurrency,
+                "page": _task_url(request, unit.name),
+            },
+            fields=form_fields(unit.input_schema, posted, errors),
+            form_token=login.form_token(request),
+            problem=problem,
+            runs=[_run_row(request, run) for run in runs],
+            all_runs=_filter_url(request, task=unit.name),
+            live_url=_named_url(request, "console_task_json", unit.name),
+        )
+
+    def no_task(request: Request, name: str) -> Response:
+        known = ", ".join(sorted(tasks())) or "none"
+        text = f"There is no task “{name}” in {project()}. Its tasks are: {known}."
+        return message(request, 404, "Task not found", text)
+
+    @router.get("/tasks/{name}.json", name="console_task_json")
+    async def task_data(request: Request, name: str) -> Response:
+        if denied := signed_out(request):
+            return denied
+        runs = [_run_row(request, run) for run in await store.list_runs(name, None, TASK_RUNS)]
+        html = {"run-rows": pieces.run_rows(runs, "No runs of this task yet.")}
+        return JSONResponse({"html": html}, headers={"Cache-Control": "no-store"})
+
+    @router.get("/tasks/{name}", name="console_task", response_class=HTMLResponse)
+    async def task_view(request: Request, name: str) -> Response:
+        if denied := signed_out(request):
+            return denied
+        unit = tasks().get(name)
+        return no_task(request, name) if unit is None else await task_page(request, unit)
+
+    @router.post("/tasks/{name}", name="console_start", response_class=HTMLResponse)
+    async def start_run(request: Request, name: str) -> Response:
+        if denied := signed_out(request):
+            return denied
+        try:
+            form = await read_form(request, login)
+        except Refused as exc:
+            log.warning("console: refused a form to start task %s: %s", name, exc.message)
+            return message(request, exc.status, "Nothing was started", exc.message)
+        unit = tasks().get(name)
+        if unit is None or runner is None:
+            return no_task(request, name)
+        inputs, errors = read_inputs(unit.input_schema, form)
+        if errors:
+            return await task_page(request, unit, 422, form, errors, "Fix the inputs below.")
+        try:
+            created = await runner.submit(name, inputs)
+        except UnknownTaskError:  # removed by an apply meanwhile
+            return no_task(request, name)
+        except RunInputError as exc:
+            field = exc.field.split(".", 1)[0]
+            if field in unit.input_schema.get("properties", {}):
+                return await task_page(request, unit, 422, form, {field: exc.message})
+            return await task_page(request, unit, 422, form, problem=exc.message)
+        log.info("console: run %s of task %s queued", created.run.id, name)
+        return RedirectResponse(_run_url(request, created.run.id), status_code=303)
+
+    @router.post("/runs/{run_id}/cancel", name="console_cancel", response_class=HTMLResponse)
+    async def cancel_run(request: Request, run_id: str) -> Response:
+        if denied := signed_out(request):
+            return denied
+        try:
+            await read_form(request, login)
+        except Refused as exc:
+            log.warning("console: refused a form to cancel run %s: %s", run_id, exc.message)
+            return message(request, exc.status, "Nothing was cancelled", exc.message)
+        if runner is None:
+            raise HTTPException(404, "this console runs no tasks")
+        try:
+            run = await runner.cancel(run_id)
+        except UnknownRunError:
+            text = f"There is no run “{run_id}” in {project()}. It may have been mistyped."
+            return message(request, 404, "Run not found", text)
+        log.info("console: run %s of task %s is %s", run.id, run.task, run.status)
+        return RedirectResponse(_run_url(request, run.id), status_code=303)
 
     @router.get("/runs/{run_id}.json", name="console_run_json")
     async def run_data(
@@ -159,18 +394,22 @@ def make_console_router(
             return denied
         run = await store.get(run_id)
         if run is None:
-            message = f"There is no run “{run_id}” in {project()}. It may have been mistyped."
-            return page(request, "message.html", 404, title="Run not found", message=message)
-        log = await run_in_threadpool(read_log_tail, run.log_path)
+            text = f"There is no run “{run_id}” in {project()}. It may have been mistyped."
+            return message(request, 404, "Run not found", text)
+        run_log = await run_in_threadpool(read_log_tail, run.log_path)
         return page(
             request,
             "run.html",
             run=_run_row(request, run),
             inputs=_pretty(run.inputs),
             outputs=None if run.outputs is None else _pretty(run.outputs),
-            log=log,
+            log=run_log,
             json_url=request.url_for("console_run_json", run_id=run.id).path,
-            task_url=_filter_url(request, task=run.task),
+            task_url=_task_url(request, run.task)
+            if run.task in tasks()
+            else _filter_url(request, task=run.task),
+            cancel_url=request.url_for("console_cancel", run_id=run.id).path,
+            form_token=login.form_token(request),
         )
 
     @router.get("/console/static/{name}", name="console_static")
@@ -184,11 +423,11 @@ def make_console_router(
     return router
 
 
-def read_log_tail(path: str | None, start: int = 0) -> dict[str, Any]:
-    """The log from byte `start` to its end, at most its last `LOG_TAIL` bytes.
+def read_log_tail(path: str | None, start: int = 0, limit: int = LOG_TAIL) -> dict[str, Any]:
+    """The log from byte `start` to its end, at most its last `limit` bytes.
 
     Returns `{"start", "end", "text", "cut"}`: the byte range read, and whether bytes after
-    the asked `start` were skipped to keep within `LOG_TAIL` (then `start` is at a line
+    the asked `start` were skipped to keep within `limit` (then `start` is at a line
     start when one is near). `end` stops before an incomplete UTF-8 character still being
     written, so the next read begins with it.
     """
@@ -197,9 +436,9 @@ def read_log_tail(path: str | None, start: int = 0) -> dict[str, Any]:
             size = f.seek(0, os.SEEK_END)
             if start > size:  # the file was replaced: read it again from the top
                 start = 0
-            cut = size - start > LOG_TAIL
+            cut = size - start > limit
             if cut:
-                start = size - LOG_TAIL
+                start = size - limit
                 f.seek(start)
                 head = f.read(4096)
                 newline = head.find(b"\n")
@@ -245,7 +484,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _app_row(app: dict[str, Any]) -> dict[str, Any]:
+def _app_row(request: Request, app: dict[str, Any]) -> dict[str, Any]:
     url = app.get("url") or ""
     # Only web addresses become links: a `javascript:` URL must never be clickable.
     link = url.rstrip("/") if url.startswith(("http://", "https://")) else None
@@ -261,6 +500,8 @@ def _app_row(app: dict[str, Any]) -> dict[str, Any]:
         "port": app.get("port"),
         "pid": app.get("pid"),
         "restarts": app.get("restarts") or 0,
+        "detail": app.get("detail") or "",
+        "page": _named_url(request, "console_app", str(app.get("name", ""))),
     }
 
 
@@ -277,9 +518,22 @@ def _run_row(request: Request, run: Run) -> dict[str, Any]:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "duration": _duration(run),
-        "url": request.url_for("console_run", run_id=run.id).path,
+        "url": _run_url(request, run.id),
         "task_url": _filter_url(request, task=run.task),
     }
+
+
+def _run_url(request: Request, run_id: str) -> str:
+    return request.url_for("console_run", run_id=run_id).path
+
+
+def _task_url(request: Request, name: str) -> str:
+    return _named_url(request, "console_task", name)
+
+
+def _named_url(request: Request, route: str, name: str) -> str:
+    """The path of an app's or a task's page; any name (a stray `/`, `?`) stays one segment."""
+    return request.url_for(route, name=quote(name, safe="")).path
 
 
 def _filter_url(request: Request, **params: str) -> str:

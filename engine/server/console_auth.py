@@ -7,12 +7,15 @@ The console shows every run's inputs, outputs and logs, and the control plane li
   `console_link()` from the project's API token (which only the owner can read, in
   `.engine/control-plane.json`). The code expires after `LINK_TTL` seconds and is accepted
   once by a running control plane.
-- Opening it sets a **cookie** holding a value derived from the token (HttpOnly,
+- Opening it sets a **cookie** holding a random session id and its HMAC (HttpOnly,
   SameSite=Strict, one per project) and redirects to the console. A browser keeps it for
   `COOKIE_TTL`; a new token (a new project folder) makes it worthless.
 - Scripts may send the token itself: `Authorization: Bearer <token>`.
+- Each session has a **form token** (`form_token()`), an HMAC of its id: the console puts
+  it in a hidden field of every form that changes something, and `form_token_ok()` checks
+  it, so a page of another site cannot submit those forms on the signed-in person's behalf.
 
-Nothing here is stored: codes and the cookie are HMACs keyed with the token.
+Nothing here is stored: codes, cookies and form tokens are HMACs keyed with the token.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 __all__ = ["COOKIE_TTL", "LINK_TTL", "ConsoleLogin", "console_link"]
+
+_BEARER_SESSION = "bearer"
+"""The session id of a request that carries the project's token (a script's)."""
 
 LINK_TTL = 600
 """Seconds a printed console link stays valid."""
@@ -57,17 +63,33 @@ class ConsoleLogin:
 
     def __init__(self, token: str) -> None:
         self._token = token
-        self._session = _mac(token, "console-session")
         self.cookie = "engine_console_" + hashlib.sha256(token.encode()).hexdigest()[:12]
         self._used: dict[str, int] = {}  # nonce -> expiry, so a link works once
 
     def signed_in(self, request: Request) -> bool:
         """Whether `request` carries the console's cookie or the project's token."""
-        cookie = request.cookies.get(self.cookie, "")
+        return self._session_id(request) is not None
+
+    def form_token(self, request: Request) -> str:
+        """The form token of the request's session ("" if it is not signed in)."""
+        session = self._session_id(request)
+        return "" if session is None else _mac(self._token, f"console-form.{session}")
+
+    def form_token_ok(self, request: Request, sent: str) -> bool:
+        """Whether `sent` is the form token of the request's own, signed-in session."""
+        expected = self.form_token(request)
+        return bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
+
+    def _session_id(self, request: Request) -> str | None:
+        """The id of the request's valid session: its cookie's, "bearer" for the token."""
         bearer = request.headers.get("authorization", "")
-        return hmac.compare_digest(cookie.encode(), self._session.encode()) or (
-            hmac.compare_digest(bearer.encode(), f"Bearer {self._token}".encode())
-        )
+        if hmac.compare_digest(bearer.encode(), f"Bearer {self._token}".encode()):
+            return _BEARER_SESSION
+        session, _, mac = request.cookies.get(self.cookie, "").partition(".")
+        expected = _mac(self._token, f"console-session.{session}")
+        if session and hmac.compare_digest(mac.encode(), expected.encode()):
+            return session
+        return None
 
     def redeem(self, code: str, now: float | None = None) -> bool:
         """Accept `code` from `console_link` once, before it expires."""
@@ -99,9 +121,10 @@ class ConsoleLogin:
                 )
             home = request.url_for("console_home").path
             response = RedirectResponse(home, status_code=303)
+            session = secrets.token_urlsafe(16)
             response.set_cookie(
                 self.cookie,
-                self._session,
+                f"{session}.{_mac(self._token, f'console-session.{session}')}",
                 max_age=COOKIE_TTL,
                 path="/",
                 httponly=True,

@@ -362,6 +362,7 @@ def test_a_killed_app_is_restarted_with_backoff_and_counted(tmp_path: Path) -> N
         async with supervising(tmp_path) as supervisor:
             await supervisor.start(tiny(tmp_path))
             first = only(supervisor)
+            assert supervisor.failure("api") == ""
             for restarts, min_delay in ((1, 0.5), (2, 1.0)):
                 pid = only(supervisor)["pid"]
                 killed = time.monotonic()
@@ -374,6 +375,7 @@ def test_a_killed_app_is_restarted_with_backoff_and_counted(tmp_path: Path) -> N
                 assert status["restarts"] == restarts
                 assert status["port"] == first["port"]
                 assert status["pid"] != pid
+                assert supervisor.failure("api") == "exited with code -9"  # kept, for the console
                 url = f"http://127.0.0.1:{status['port']}/"
                 assert await get(url) == {"version": "1", "pid": status["pid"]}
             record = supervisor.state.get_app("api")

@@ -19,11 +19,13 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from engine.load import check_spec
 from engine.runs.api import run_json
 from engine.runs.store import NewRun, Run, RunStatus
 from engine.runs.store.sqlite import SQLiteRunStore
 from engine.server.console import LOG_TAIL, format_duration, make_console_router, read_log_tail
 from engine.server.console_auth import console_link
+from engine.spec.model import Spec
 from tests.conftest import needs_chromium
 
 TOKEN = "tok-console-must-never-show-this"
@@ -122,12 +124,67 @@ def apps() -> list[dict[str, Any]]:
     ]
 
 
+SPEC = """\
+version: 1
+project: shop
+secrets:
+  api-token: {env: API_TOKEN}
+  github-secret: {env: GITHUB_SECRET}
+apps:
+  api:
+    description: Adds one to x.
+    depends_on: [worker-ui]
+    auth: {bearer: api-token}
+    routes:
+      - {method: GET, path: /add, query: {x: {type: integer}}, handler: handlers:add}
+      - {method: POST, path: /report, run: {task: report, wait: true}, auth: none}
+      - {method: GET, path: /ping, respond: {status: 204}}
+      - {method: GET, path: /ui, proxy: {app: worker-ui}}
+    webhooks:
+      - {path: /github, secret: github-secret, events: {push: {run: {task: report}}}}
+    websockets:
+      - {path: /echo, pattern: echo}
+  worker-ui:
+    command: [python3, -m, http.server, "{port}"]
+tasks:
+  report: {handler: tasks:report, description: Writes a report.}
+"""
+
+
+@pytest.fixture(scope="module")
+def declared(tmp_path_factory: pytest.TempPathFactory) -> Spec:
+    """The applied spec the console reads routes and descriptions from."""
+    folder = tmp_path_factory.mktemp("shop")
+    (folder / "spec.yaml").write_text(SPEC)
+    (folder / "handlers.py").write_text("def add(x):\n    return x + 1\n")
+    (folder / "tasks.py").write_text("def report():\n    return 1\n")
+    environ = {"API_TOKEN": "t" * 20, "GITHUB_SECRET": "g" * 20}
+    return check_spec(folder / "spec.yaml", environ).spec
+
+
 @pytest.fixture
-def console(store: SyncStore, apps: list[dict[str, Any]]) -> Iterator[str]:
+def app_logs() -> dict[str, str]:
+    """The end of each app's log, as the control plane would read it; tests may set them."""
+    return {"api": "api: ready\n"}
+
+
+@pytest.fixture
+def console(
+    store: SyncStore, apps: list[dict[str, Any]], declared: Spec, app_logs: dict[str, str]
+) -> Iterator[str]:
     """The base URL of a control plane serving only the console."""
+
+    async def app_log(name: str) -> str:
+        return app_logs.get(name, "")
+
     app = FastAPI()
     router = make_console_router(
-        project=lambda: "shop", apps=lambda: apps, store=store.store, token=TOKEN
+        project=lambda: "shop",
+        apps=lambda: apps,
+        store=store.store,
+        token=TOKEN,
+        spec=lambda: declared,
+        app_log=app_log,
     )
     app.include_router(router)
     with serve(app) as url:
@@ -188,7 +245,8 @@ def test_an_app_url_that_is_not_http_is_shown_but_not_linked(
     assert 'href="javascript' not in html
     assert '<span class="muted">javascript:alert(1)</span>' in html
     assert '<span class="badge unknown">weird</span>' in html
-    assert '<strong class="nowrap">&lt;b&gt;x&lt;/b&gt;</strong>' in html
+    link = '<a class="nowrap strong" href="/apps/%3Cb%3Ex%3C%2Fb%3E">&lt;b&gt;x&lt;/b&gt;</a>'
+    assert link in html
 
 
 def test_a_project_without_apps_or_runs_says_so(
@@ -446,6 +504,201 @@ def test_static_files_are_served(client: httpx.Client, name: str, content_type: 
 def test_an_unknown_static_file_is_404(client: httpx.Client) -> None:
     assert client.get("/console/static/..%2Fconsole.py").status_code == 404
     assert client.get("/console/static/other.js").status_code == 404
+
+
+# The app page
+
+
+def cells(html: str) -> list[list[str]]:
+    """The text of each cell of the endpoints table, row by row."""
+    body = html.split('<table class="endpoints">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
+            for r in rows]  # fmt: skip
+
+
+def test_the_app_page_shows_its_state_url_restarts_and_log(
+    client: httpx.Client, apps: list[dict[str, Any]]
+) -> None:
+    response = client.get("/apps/api")
+
+    assert response.status_code == 200
+    html = response.text
+    assert "<title>api · shop · engine</title>" in html
+    assert '<span id="state" class="badge running">running</span>' in html
+    assert '<a id="url" href="http://127.0.0.1:8801">http://127.0.0.1:8801</a>' in html
+    assert '<dd id="pid">4242</dd>' in html and '<dd id="restarts">0</dd>' in html
+    assert '<span id="failure" class="muted">none since it was deployed</span>' in html
+    assert '<pre id="log" class="log">api: ready\n</pre>' in html
+    assert '<main data-live="/apps/api.json">' in html
+    assert re.search(r'<script src="/console/static/live.js\?v=\w+" defer></script>', html)
+    assert '<a class="nowrap strong" href="/apps/api">api</a>' in client.get("/").text
+
+
+def test_the_app_page_lists_what_the_app_answers_without_secrets(client: httpx.Client) -> None:
+    html = client.get("/apps/api").text
+
+    assert cells(html) == [
+        ["GET", "/health", "health check", "open"],
+        ["GET", "/add", "calls handlers:add", "bearer token"],
+        ["POST", "/report", "starts a run of report and waits for it", "open"],
+        ["GET", "/ping", "answers 204", "bearer token"],
+        ["GET", "/ui", "forwards to worker-ui · app", "bearer token"],
+        ["POST", "/github", "github webhook “push”: starts a run of report", "github signature"],
+        ["WS", "/echo", "echo WebSocket", "bearer token"],
+    ]
+    assert '<a href="/apps/worker-ui">app</a>' in html
+    assert "t" * 20 not in html and "g" * 20 not in html
+
+
+def test_a_failing_app_shows_why_and_its_state_in_words(
+    client: httpx.Client, apps: list[dict[str, Any]], app_logs: dict[str, str]
+) -> None:
+    apps[1]["state"] = "failed"
+    apps[1]["detail"] = "app 'worker-ui' exited before it was healthy; the end of its log:\n<boom>"
+    app_logs["worker-ui"] = "Traceback: <boom>\n"
+
+    html = client.get("/apps/worker-ui").text
+
+    assert '<span id="state" class="badge failed">failed</span>' in html
+    assert '<dd id="restarts">3</dd>' in html
+    assert (
+        '<pre id="failure" class="error">app &#39;worker-ui&#39; exited before it was healthy;'
+        " the end of its log:\n&lt;boom&gt;</pre>"
+    ) in html
+    assert '<pre id="log" class="log">Traceback: &lt;boom&gt;\n</pre>' in html
+    assert "This app runs its own command" in html
+
+
+def test_the_app_json_sends_its_facts_and_log_again(
+    client: httpx.Client, apps: list[dict[str, Any]], app_logs: dict[str, str]
+) -> None:
+    apps[0]["restarts"] = 2
+    app_logs["api"] = "api: ready\napi: <again>\n"
+
+    response = client.get("/apps/api.json")
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["text"] == {"log": "api: ready\napi: <again>\n"}
+    assert '<dd id="restarts">2</dd>' in body["html"]["facts"]
+    assert client.get("/apps/nope.json").status_code == 404
+
+
+def test_an_unknown_app_gets_a_friendly_404_page(client: httpx.Client) -> None:
+    response = client.get("/apps/nope")
+
+    assert response.status_code == 404
+    assert "<h1>App not found</h1>" in response.text
+    assert "There is no app “nope” in shop." in response.text
+
+
+def test_the_project_json_sends_the_lists_again(client: httpx.Client, store: SyncStore) -> None:
+    run = store.create("report", {})
+
+    body = client.get("/project.json", params={"task": "report"}).json()
+
+    assert set(body["html"]) == {"app-rows", "run-rows"}
+    assert '<tr data-app="worker-ui">' in body["html"]["app-rows"]
+    assert f'<tr data-run="{run.id}">' in body["html"]["run-rows"]
+    assert client.get("/project.json", params={"status": "done"}).status_code == 400
+    assert (
+        '<main data-live="/project.json?task=report&amp;status=">'
+        in client.get("/?task=report").text
+    )
+
+
+# Forms that change something: only from the console's own page
+
+
+@contextmanager
+def signed_in(console: str, tls: ssl.SSLContext) -> Iterator[httpx.Client]:
+    """A client signed in through a one-time link, as a browser is (it keeps the cookie)."""
+    with httpx.Client(base_url=console, timeout=10, verify=tls) as client:
+        assert client.get(console_link(console, TOKEN)).status_code == 303
+        yield client
+
+
+def test_each_session_gets_its_own_form_token(
+    console: str, tls: ssl.SSLContext, store: SyncStore
+) -> None:
+    run = store.create("report", {})
+    with signed_in(console, tls) as one, signed_in(console, tls) as two:
+        cookies = [dict(c.cookies) for c in (one, two)]
+        tokens = [_form_token(c, run.id) for c in (one, two)]
+    assert cookies[0] != cookies[1]
+    assert tokens[0] != tokens[1]
+    assert TOKEN not in str(cookies) + str(tokens)
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "status"),
+    [
+        ({"Origin": "http://evil.example"}, {"form_token": "session"}, 403),
+        ({"Origin": "null"}, {"form_token": "session"}, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, {"form_token": "session"}, 403),
+        ({"Sec-Fetch-Site": "same-site"}, {"form_token": "session"}, 403),
+        ({}, {"go": "1"}, 403),
+        ({}, {"form_token": "other"}, 403),
+        ({"Content-Type": "text/plain"}, "form_token=session", 415),
+    ],
+    ids=["foreign-origin", "null-origin", "cross-site", "same-site", "no-token",
+         "wrong-token", "not-a-form"],
+)  # fmt: skip
+def test_a_post_that_is_not_from_the_console_is_refused(
+    console: str,
+    tls: ssl.SSLContext,
+    store: SyncStore,
+    headers: dict[str, str],
+    data: Any,
+    status: int,
+) -> None:
+    run = store.create("report", {})
+    with signed_in(console, tls) as browser, signed_in(console, tls) as other:
+        token, other_token = _form_token(browser, run.id), _form_token(other, run.id)
+        if isinstance(data, dict) and "form_token" in data:
+            data = {"form_token": token if data["form_token"] == "session" else other_token}
+        elif isinstance(data, str):
+            data = data.replace("session", token)
+        sent = {"data": data} if isinstance(data, dict) else {"content": data}
+        response = browser.post(f"/runs/{run.id}/cancel", headers=headers, **sent)
+
+    assert response.status_code == status
+    assert "<h1>Nothing was cancelled</h1>" in response.text
+    assert store.call(store.store.get(run.id)).status == RunStatus.QUEUED  # type: ignore[union-attr]
+
+
+def test_a_post_without_a_sign_in_is_401(console: str, store: SyncStore) -> None:
+    run = store.create("report", {})
+    with httpx.Client(base_url=console, timeout=10) as anyone:
+        assert anyone.post(f"/runs/{run.id}/cancel", data={"x": "1"}).status_code == 401
+        assert anyone.post("/tasks/report", data={"x": "1"}).status_code == 401
+
+
+def test_a_form_too_large_is_413(console: str, tls: ssl.SSLContext, store: SyncStore) -> None:
+    run = store.create("report", {})
+    with signed_in(console, tls) as browser:
+        token = _form_token(browser, run.id)
+        response = browser.post(
+            f"/runs/{run.id}/cancel", data={"form_token": token, "big": "x" * 300_000}
+        )
+    assert response.status_code == 413
+
+
+def _form_token(client: httpx.Client, run_id: str) -> str:
+    html = client.get(f"/runs/{run_id}").text
+    found = re.search(r'<input type="hidden" name="form_token" value="([^"]+)">', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_without_a_runner_there_are_no_task_pages(client: httpx.Client) -> None:
+    response = client.get("/tasks/report")
+
+    assert response.status_code == 404
+    assert "<h1>Task not found</h1>" in response.text
+    assert "Its tasks are: none." in response.text
 
 
 # Helpers

@@ -62,7 +62,7 @@ class LocalBackend:
 
     def deployed(self) -> list[Deployed]:
         """Every supervised app, by name (synchronous: for status pages)."""
-        return [_deployed(app, self.supervisor.hash(str(app["name"]))) for app in self.status()]
+        return [_deployed(app, self.supervisor) for app in self.status()]
 
     def status(self) -> list[dict[str, object]]:
         """Each app as `engine status --json` shows it."""
@@ -141,18 +141,20 @@ class LocalBackend:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def _deployed(app: Mapping[str, object], hash: str) -> Deployed:
+def _deployed(app: Mapping[str, object], supervisor: Supervisor) -> Deployed:
+    name = str(app["name"])
     port = app["port"]
     pid = app["pid"]
     restarts = app["restarts"]
     return Deployed(
-        name=str(app["name"]),
-        hash=hash,
+        name=name,
+        hash=supervisor.hash(name),
         state=DeployedState(str(app["state"])),
         url=str(app["url"]) if app["url"] else None,
         pid=pid if isinstance(pid, int) else None,
         port=port if isinstance(port, int) else None,
         restarts=restarts if isinstance(restarts, int) else 0,
+        detail=supervisor.failure(name),  # why it last failed, if it did
     )
 
 

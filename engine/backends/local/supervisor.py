@@ -212,6 +212,7 @@ class _App:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     listener: socket.socket | None = None
     health_port: int | None = None
+    failure: str = ""  # why the current version last failed, for the console
 
 
 class Supervisor:
@@ -331,6 +332,11 @@ class Supervisor:
         """Each app as `engine status --json` shows it: name, state, url, port, pid, restarts."""
         return [self._status(app) for _, app in sorted(self._apps.items())]
 
+    def failure(self, name: str) -> str:
+        """Why the app's current version last exited, failed its health check or did not
+        start ("" if it has not failed since it was deployed)."""
+        return self._apps[name].failure
+
     def hash(self, name: str) -> str:
         """The hash of the version the app runs (or last ran)."""
         return self._apps[name].spec.hash
@@ -425,7 +431,7 @@ class Supervisor:
             app.listener = None
 
     async def _start_locked(self, app: _App, spec: ProcessSpec) -> None:
-        app.spec, app.restarts, app.failures = spec, 0, 0
+        app.spec, app.restarts, app.failures, app.failure = spec, 0, 0, ""
         if spec.listen:
             self._hold(app, spec.port or app.port)
         else:
@@ -433,7 +439,8 @@ class Supervisor:
         self._change_state(app, _S.STARTING)
         try:
             await self._launch(app)
-        except HealthCheckError:
+        except HealthCheckError as exc:
+            app.failure = str(exc)
             self._change_state(app, _S.FAILED)
             raise
         self._change_state(app, _S.RUNNING)
@@ -504,6 +511,7 @@ class Supervisor:
         old = app.handle
         app.spec, app.port, app.handle, app.health_port = spec, port, handle, probe
         app.restarts, app.failures, app.started_at = 0, 0, self.effects.now()
+        app.failure = ""
         # The old version may have been between restarts, or given up, meanwhile.
         if app.state in (_S.BACKOFF, _S.FAILED):
             self._change_state(app, _S.STARTING)
@@ -549,6 +557,7 @@ class Supervisor:
         """Wait for the process to exit, or to fail its health check too often (then end
         it); count the failure and return the back-off delay."""
         failed, next_probe = 0, self.effects.now() + self.health_interval
+        why = ""
         while app.handle is not None and not self.effects.exited(app.handle):
             await self.effects.sleep(_WATCH_INTERVAL)
             if self.effects.now() < next_probe:
@@ -560,8 +569,13 @@ class Supervisor:
             )
             if failed >= self.health_failures and app.handle is not None:
                 self._change_state(app, _S.UNHEALTHY)
-                self._note(app, f"did not answer its health check {failed} times in a row")
+                why = f"did not answer its health check {failed} times in a row"
+                self._note(app, why)
                 await self.effects.stop(app.handle, self.stop_grace)
+        if not why:
+            code = app.handle.exit_code if app.handle is not None else None
+            why = "exited" if code is None else f"exited with code {code}"
+        app.failure = why
         if self.effects.now() - app.started_at > self.backoff.reset_after:
             app.failures = 0
         app.failures += 1
@@ -577,7 +591,8 @@ class Supervisor:
             self._change_state(app, _S.STARTING)
             try:
                 await self._launch(app)
-            except HealthCheckError:
+            except HealthCheckError as exc:
+                app.failure = str(exc)
                 app.failures += 1
                 self._change_state(app, _S.BACKOFF)
                 delay = self.backoff.delay(app.failures)

@@ -50,6 +50,8 @@
     updateLog(run.log);
     if (run.finished) {
       root.dataset.final = "true";
+      var cancel = byId("cancel");
+      if (cancel) cancel.hidden = true;                       // nothing left to cancel
       if (!byId("log").textContent) setText("log-empty", "No output.");
     }
   }
