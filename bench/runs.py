@@ -393,6 +393,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         rows.append(row("engine on PostgreSQL (same)", pg, pg_stored))
         result["postgres_runs_per_s"] = pg["count"] / pg["elapsed"]
         result["postgres_stored_fraction"] = min(1.0, pg["stored"] / pg["answered"])
+        result["postgres_to_sqlite"] = result["postgres_runs_per_s"] / ours_rate
     if base is not None:
         base_rate = count / base["elapsed"]
         rows.append(row("Celery 5 + Redis (prefork)", base, "Redis, no persistence"))
@@ -403,6 +404,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             pg_ratio = result["postgres_runs_per_s"] / base_rate
             rows.append(("ratio, PostgreSQL", f"{pg_ratio:.2f}x (target >= 1x)", "", "", ""))
             result["postgres_runs_ratio"] = pg_ratio
+    if pg is not None:
+        to_sqlite = result["postgres_to_sqlite"]
+        rows.append(("ratio, PostgreSQL / SQLite", f"{to_sqlite:.2f}x", "", "", ""))
     d50, d99 = percentile(ours["dispatch"], 50) * 1000, percentile(ours["dispatch"], 99) * 1000
     rows.append(("engine, one run at a time", "", f"{d50:.1f} ms", f"{d99:.1f} ms", "dispatch"))
     rows.append(("target", "", f"dispatch p50 <= 1 ms (engine: {d50:.1f} ms)", "", ""))

@@ -400,7 +400,8 @@ class NewRun:
     """A run to create: its task, validated inputs and how many attempts it may have.
 
     With `key`, at most one run per `(task, key)` is created within `key_ttl` seconds (a
-    webhook delivery id); a second submission gets the first run back.
+    webhook delivery id); a second submission gets the first run back. `request_id` is the
+    `X-Request-ID` of the request that asked for it, kept in its record.
     """
 
     task: str
@@ -408,13 +409,15 @@ class NewRun:
     max_attempts: int = 1
     key: str | None = None
     key_ttl: float | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
 class Run:
     """One run of a task, as stored. Times are Unix seconds.
 
-    `handle` is where its current attempt runs (`AttemptHandle.encode()`), once started.
+    `handle` is where its current attempt runs (`AttemptHandle.encode()`), once started;
+    `request_id` the request id of the request that started it, if one did.
     """
 
     id: str
@@ -430,6 +433,7 @@ class Run:
     finished_at: float | None
     log_path: str | None
     handle: str | None = None
+    request_id: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -10,6 +10,7 @@ import ast
 import functools
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -52,6 +53,56 @@ def _parse_imports(
             found.add(base)
             found.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
     return frozenset(m for m in found if m)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a handler's source says about it, read without importing it: its docstring,
+    and the Pydantic model its `body` parameter is annotated with (a class of the same
+    module deriving from BaseModel), if any."""
+
+    doc: str | None = None
+    body_model: str | None = None
+
+
+def handler_signature(root: Path, module: str, function: str) -> Signature:
+    """The Signature of top-level `function` in local `module` (empty if not found)."""
+    file = module_file(root, module)
+    if file is None:
+        return Signature()
+    try:
+        stat = file.stat()
+    except OSError:
+        return Signature()
+    return _signatures(file, stat.st_mtime_ns, stat.st_size).get(function, Signature())
+
+
+@functools.lru_cache(maxsize=1024)
+def _signatures(file: Path, mtime_ns: int, size: int) -> dict[str, Signature]:
+    """Function name -> Signature of `file`'s top-level functions; cached like imports."""
+    try:
+        tree = ast.parse(file.read_bytes(), filename=str(file))
+    except (SyntaxError, ValueError, OSError):
+        return {}
+    models = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and any(_is_base_model(b) for b in node.bases)
+    }
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            params = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            hints = [p.annotation for p in params if p.arg == "body"]
+            hint = hints[0] if hints else None
+            model = hint.id if isinstance(hint, ast.Name) and hint.id in models else None
+            found[node.name] = Signature(ast.get_docstring(node) or None, model)
+    return found
+
+
+def _is_base_model(base: ast.expr) -> bool:
+    name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+    return name == "BaseModel"
 
 
 def local_sources(root: Path, modules: Iterable[str], include: Iterable[str] = ()) -> list[Path]:

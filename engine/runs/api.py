@@ -58,6 +58,7 @@ def run_json(run: Run, base_url: str) -> dict[str, Any]:
         "outputs": run.outputs,
         "error": run.error,
         "attempts": run.attempts,
+        "request_id": run.request_id,
         "url": f"{base_url.rstrip('/')}/runs/{run.id}",
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
@@ -73,6 +74,7 @@ _EXAMPLE_RUN: dict[str, Any] = {
     "outputs": {"y": 42},
     "error": None,
     "attempts": 1,
+    "request_id": "3f2c9a7e1b5d4c60a8e9f1d2b3c4a5e6",
     "url": "http://127.0.0.1:8700/runs/Xq3v9ZbT0kLm",
     "created_at": "2025-01-01T12:00:00.000000+00:00",
     "started_at": "2025-01-01T12:00:00.010000+00:00",
@@ -113,6 +115,9 @@ class RunOut(BaseModel):
     outputs: Any
     error: str | None
     attempts: int
+    request_id: str | None = Field(
+        description="The X-Request-ID of the request that started it (an app's, passed on)."
+    )
     url: str
     created_at: str
     started_at: str | None
@@ -181,7 +186,11 @@ def make_router(runner: Runner, store: RunStore, *, token: str, base_url: str) -
         """Validate the inputs against the task's schema, store the run and queue it."""
         try:
             created = await runner.submit(
-                request.task, request.inputs, key=request.key, key_ttl=request.key_ttl
+                request.task,
+                request.inputs,
+                key=request.key,
+                key_ttl=request.key_ttl,
+                request_id=request_id.get(),
             )
         except UnknownTaskError as exc:
             raise HTTPException(404, str(exc)) from exc

@@ -192,10 +192,17 @@ class Runner:
         self._units, self._validators, self._started = {}, {}, False
 
     async def submit(
-        self, task: str, inputs: object, *, key: str | None = None, key_ttl: float | None = None
+        self,
+        task: str,
+        inputs: object,
+        *,
+        key: str | None = None,
+        key_ttl: float | None = None,
+        request_id: str | None = None,
     ) -> Created:
         """Validate, store and enqueue a run; it is committed when this returns. With `key`,
-        a second submission within `key_ttl` s gets the first run (`created=False`).
+        a second submission within `key_ttl` s gets the first run (`created=False`);
+        `request_id` is kept in the run's record.
 
         Raises UnknownTaskError for a task that is not configured and RunInputError
         (naming the field) for inputs that fail the task's schema.
@@ -205,7 +212,8 @@ class Runner:
             raise UnknownTaskError(task, self._units)
         valid = self._validators[task].validate(inputs)
         future: asyncio.Future[Created] = asyncio.get_running_loop().create_future()
-        self._pending.append((NewRun(task, valid, 1 + unit.retries, key, key_ttl), future))
+        new = NewRun(task, valid, 1 + unit.retries, key, key_ttl, request_id)
+        self._pending.append((new, future))
         if len(self._pending) == 1:
             flush = asyncio.create_task(self._flush())  # runs after this turn's submissions
             self._flushes.add(flush)
@@ -236,8 +244,12 @@ class Runner:
             run = await self.get(run_id)
             yield run
             while not run.finished:
-                run = await changes.get()
-                yield run
+                change = await changes.get()
+                # A change made while the first read was in flight (a PostgreSQL store's
+                # read awaits) may be one that read already saw: yield only progress.
+                if _progress(change) > _progress(run):
+                    run = change
+                    yield run
         finally:
             subscribers = self._subscribers.get(run_id, set())
             subscribers.discard(changes)
@@ -458,6 +470,13 @@ class Runner:
         record_run(run)
         for changes in self._subscribers.get(run.id, ()):
             changes.put_nowait(run)
+
+
+def _progress(run: Run) -> tuple[int, int]:
+    """How far a run has got, in the order of its states: by attempts started, then
+    running < queued again (a retry of that attempt) < final."""
+    phase = 2 if run.finished else 1 if run.status == RunStatus.QUEUED else 0
+    return run.attempts, phase
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,36 +1,50 @@
-"""The API generated modules call: make an app, then declare its routes.
+"""The API generated modules call: make an app, then say what each of its routes does.
 
-    app = create_app(project="shop", name="api")
-    add_handler_route(app, method="GET", path="/", handler=add_one, query={"x": {...}})
+    app = rt.create_app(project="shop", name="api")
+    api_token = rt.bearer(app, "API_TOKEN")          # a FastAPI security dependency
+    add_one = rt.run(app, task="add-one")            # what a route does, built once
 
-Everything read from the environment (secrets, endpoints, the run API's address) is read
-when a route is declared, i.e. when the generated module is imported: a missing variable
-stops the app at start with a ConfigError naming it, never a 500 per request.
+    @app.post("/runs", status_code=202, dependencies=[Depends(api_token)])
+    async def start_add_one(request: Request, body: AddOneInputs) -> Response:
+        return await add_one(request, body=body)
+
+FastAPI validates path, query and body (its own 422s); the endpoint objects made here hold
+the logic: calling a handler, answering a `respond`, starting a run, proxying. Everything
+read from the environment (secrets, endpoints, the run API's address) is read when the
+module is imported: a missing variable stops the app at start with a ConfigError naming
+it, never a 500 per request.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from engine.runtime import ConfigError, endpoint
+from engine.runtime import ConfigError, endpoint, jsonbody
 from engine.runtime.access import RequestLog
 from engine.runtime.actions import Respond, Run, compile_action, context
 from engine.runtime.auth import ApiKey, Auth, Bearer, resolve
-from engine.runtime.handlers import Handler
+from engine.runtime.handlers import Handler, Parsed
 from engine.runtime.hosts import HostGuard, is_json
 from engine.runtime.hosts import allowed_hosts as allowed_hosts_for
-from engine.runtime.inputs import InvalidRequest, Parsed, RequestSchema, openapi_extra
+from engine.runtime.openapi import RunFinished, RunStarted, document, install, responses
+from engine.runtime.openapi import webhook_operation as _webhook_operation
 from engine.runtime.ratelimit import Limiter, RateLimit, RateLimitMiddleware, too_many
 from engine.runtime.shared import Shared, shared
 from engine.runtime.static import PrivateAwareStaticFiles
@@ -40,23 +54,66 @@ from engine.runtime.websockets import SocketEndpoint
 __all__ = [
     "ApiKey",
     "Bearer",
+    "Endpoint",
     "RateLimit",
     "Respond",
     "Run",
-    "add_handler_route",
-    "add_proxy_route",
-    "add_respond_route",
-    "add_run_route",
-    "add_static",
-    "add_webhook",
-    "add_websocket",
+    "RunFinished",
+    "RunStarted",
+    "api_key",
+    "bearer",
     "create_app",
+    "handler",
+    "proxy",
+    "rate_limit",
+    "respond",
+    "responses",
+    "run",
+    "static_files",
+    "webhook",
+    "websocket",
 ]
 
 _NOT_JSON = "the body must be JSON, sent with Content-Type: application/json"
 
-Query = Mapping[str, dict[str, Any]] | None
 Answer = Callable[[Request, Parsed], Awaitable[Response]]
+
+
+class _Limited(Exception):
+    """Raised by a route's rate limit dependency; answered 429 by the app."""
+
+    def __init__(self, limiter: Limiter, wait: int) -> None:
+        super().__init__(wait)
+        self.limiter, self.wait = limiter, wait
+
+
+class _JsonRoute(APIRoute):
+    """An APIRoute that parses JSON bodies the way engine can carry them (engine.runtime.
+    jsonbody: no NaN, no lone surrogates, bounded nesting), so such a body is a 422 rather
+    than a 500 later; FastAPI then reads the parsed value instead of parsing again."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        if self.body_field is None:
+            return handle
+
+        async def parse_first(request: Request) -> Response:
+            raw = await request.body()
+            if raw and is_json(request.headers.get("content-type", "application/json")):
+                try:
+                    request._json = jsonbody.loads(raw)
+                except jsonbody.BadJson as exc:
+                    if exc.pos is None:  # JSON, but not what engine can carry
+                        raise _not_carried(exc) from None
+                    # A syntax error: FastAPI parses again and reports it its own way.
+            return await handle(request)
+
+        return parse_first
+
+
+def _not_carried(exc: jsonbody.BadJson) -> RequestValidationError:
+    error = {"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error"}
+    return RequestValidationError([{**error, "input": {}, "ctx": {"error": str(exc)}}])
 
 
 def create_app(
@@ -97,8 +154,18 @@ def create_app(
             finally:
                 state.http = None
 
-    app = FastAPI(title=f"{project}: {name}", description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=f"{project}: {name}",
+        description=description,
+        lifespan=lifespan,
+        # Each endpoint's function name is unique in its module: a generated client's
+        # method is named after it (post_orders, not post_orders_orders_post).
+        generate_unique_id_function=_operation_id,
+    )
+    app.router.route_class = _JsonRoute
     app.state.engine = state
+    install(app)
+    app.add_exception_handler(_Limited, _too_many)
     hosts = allowed_hosts_for(allowed_hosts)
     if "*" not in hosts:
         app.add_middleware(HostGuard, hosts=hosts)
@@ -123,123 +190,162 @@ def create_app(
     return app
 
 
-def add_handler_route(
-    app: FastAPI,
-    *,
-    method: str,
-    path: str,
-    handler: Callable[..., Any],
-    query: Query = None,
-    body: dict[str, Any] | None = None,
-    auth: Auth = None,
-    rate_limit: RateLimit | None = None,
-) -> None:
-    """A route that calls the user's `handler` with the request's values."""
-    function = Handler(handler)
-    _add(
-        app,
-        method,
-        path,
-        function.respond,
-        query,
-        body,
-        auth,
-        summary=handler.__name__,
-        description=handler.__doc__,
-        rate_limit=rate_limit,
-    )
+def _operation_id(route: APIRoute) -> str:
+    return route.name
 
 
-def add_respond_route(
-    app: FastAPI,
-    *,
-    method: str,
-    path: str,
-    respond: Respond,
-    query: Query = None,
-    body: dict[str, Any] | None = None,
-    auth: Auth = None,
-    rate_limit: RateLimit | None = None,
-) -> None:
-    """A route answering a fixed response, whose strings may hold expressions."""
-    answer = _action_answer(app, respond)
-    _add(app, method, path, answer, query, body, auth, summary="Respond", rate_limit=rate_limit)
+async def _too_many(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _Limited)  # registered for _Limited only
+    return too_many(exc.limiter, exc.wait)
 
 
-def add_run_route(
-    app: FastAPI,
-    *,
-    method: str,
-    path: str,
-    run: Run,
-    query: Query = None,
-    body: dict[str, Any] | None = None,
-    auth: Auth = None,
-    rate_limit: RateLimit | None = None,
-) -> None:
-    """A route that starts a run of a task (and waits for it if `run.wait` says so)."""
-    answer = _action_answer(app, run)
+class Endpoint:
+    """What one route does, built once when the module is imported; each request calls it
+    with the values FastAPI validated (a body model is passed on as the JSON sent, so
+    expressions and run inputs see the client's values, not the model's defaults)."""
+
+    def __init__(self, answer: Answer, keep: type | None = None) -> None:
+        self.answer = answer
+        self.keep = keep  # a model the answer takes as it is (a handler's own)
+
+    async def __call__(
+        self,
+        request: Request,
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> Response:
+        """The answer; without declared `query`, the request's query strings as they are."""
+        if isinstance(body, bytes):  # FastAPI hands over what is not JSON as bytes
+            return JSONResponse({"detail": _NOT_JSON}, 415)
+        if isinstance(body, BaseModel) and type(body) is not self.keep:
+            body = await request.json()  # as sent (FastAPI parsed it once, and keeps it)
+        values = Parsed(
+            dict(path or {}),
+            dict(request.query_params if query is None else query),
+            body,
+            dict(request.headers),
+        )
+        return await self.answer(request, values)
+
+
+def handler(function: Callable[..., Any]) -> Endpoint:
+    """Call the user's `function` with the request's values (engine.runtime.handlers); a
+    body of the model its `body` parameter is annotated with is passed on as it is."""
+    made = Handler(function)
+    return Endpoint(made.respond, made.models.get("body"))
+
+
+def respond(
+    app: FastAPI, status: int = 200, json: Any = None, headers: Mapping[str, str] | None = None
+) -> Endpoint:
+    """Answer a fixed response, whose strings may hold expressions."""
+    return _action(app, Respond(status, json, headers))
+
+
+def run(app: FastAPI, task: str, **options: Any) -> Endpoint:
+    """Start a run of `task` (and wait for it if `wait` says so); see actions.Run."""
+    endpoint = _action(app, Run(task, **options))
     shared(app).need_runs()
-    summary = f"Run {run.task}"
-    _add(app, method, path, answer, query, body, auth, summary=summary, rate_limit=rate_limit)
+    return endpoint
 
 
-def add_proxy_route(
-    app: FastAPI,
-    *,
-    method: str,
-    path: str,
-    target: str,
-    target_path: str | None = None,
-    query: Query = None,
-    body: dict[str, Any] | None = None,
-    auth: Auth = None,
-    rate_limit: RateLimit | None = None,
-    forward_auth: bool = False,
-) -> None:
-    """A route forwarding the request to app `target` (at `target_path`, default the same path).
+def proxy(
+    app: FastAPI, target: str, path: str | None = None, *, forward_auth: bool = False
+) -> Endpoint:
+    """Forward the request to app `target` (at `path`, default the same path).
 
-    The caller's own credentials (`Authorization`, and the API key header of this route's
-    auth) reach `target` only with `forward_auth`; the credentials this app was minted for
-    `target` (its `auth.apps`) are sent instead.
+    The caller's own credentials (`Authorization`, and every API key header this app
+    checks) reach `target` only with `forward_auth`; the credentials this app was minted
+    for `target` (its `auth.apps`) are sent instead.
     """
     from engine.runtime.credentials import credential_headers
     from engine.runtime.proxy import Proxy
 
-    shared(app).needs_http = True
+    state = shared(app)
+    state.needs_http = True
     credentials = credential_headers(target)
-    own = {"authorization", *(h.lower() for h in credentials)}
-    if isinstance(auth, ApiKey):
-        own.add(auth.header.lower())
-    proxy = Proxy(
-        target,
-        endpoint(target),
-        target_path,
-        drop=frozenset() if forward_auth else frozenset(own),
-        credentials=credentials,
-    )
+    url = endpoint(target)
+    made: list[Proxy] = []
 
     async def answer(request: Request, parsed: Parsed) -> Response:
-        return await proxy.forward(request, shared(app).client())
+        if not made:  # at the first request: every API key header of the app is known
+            own = {"authorization", *(h.lower() for h in credentials), *state.key_headers}
+            drop = frozenset() if forward_auth else frozenset(own)
+            made.append(Proxy(target, url, path, drop=drop, credentials=credentials))
+        return await made[0].forward(request, state.client())
 
-    summary = f"Proxy to {target}"
-    _add(app, method, path, answer, query, body, auth, summary=summary, rate_limit=rate_limit)
+    return Endpoint(answer)
 
 
-def add_webhook(
+def bearer(app: FastAPI, secret_env: str, *, apps: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """A dependency requiring `Authorization: Bearer <the secret in secret_env>` (or the
+    credential minted for one of `apps`); listed in OpenAPI as an HTTP bearer scheme."""
+    return _guard(app, Bearer(secret_env, apps), HTTPBearer(auto_error=False))
+
+
+def api_key(
+    app: FastAPI, header: str, secret_env: str, *, apps: tuple[str, ...] = ()
+) -> Callable[..., Any]:
+    """A dependency requiring header `header` to hold the secret in `secret_env` (or the
+    credential minted for one of `apps`); listed in OpenAPI as an API key scheme."""
+    shared(app).key_headers.add(header.lower())
+    scheme = APIKeyHeader(name=header, auto_error=False, scheme_name=f"{header} header")
+    return _guard(app, ApiKey(header, secret_env, apps), scheme)
+
+
+def _guard(app: FastAPI, auth: Bearer | ApiKey, scheme: Any) -> Callable[..., Any]:
+    state = shared(app)
+    guard = resolve(auth, state.project, state.name)
+
+    # The scheme is a sub-dependency only so that OpenAPI lists it; the guard decides.
+    credentials = Depends(scheme)
+
+    async def check(request: Request, _: Any = credentials) -> None:
+        denied = guard.check(request.headers)
+        if denied:
+            raise HTTPException(denied.status, denied.detail, headers=dict(denied.headers))
+
+    return check
+
+
+_limit_ids = itertools.count()
+
+
+def rate_limit(
+    app: FastAPI, requests: int, per: float, by: str = "client"
+) -> Callable[[Request], Awaitable[None]]:
+    """A dependency answering 429 (with Retry-After) over `requests` per `per` seconds;
+    list it before the auth dependency, so that a caller guessing credentials is limited."""
+    scope = f"{shared(app).name} limit {next(_limit_ids)}"
+    limiter = Limiter(RateLimit(requests, per, by), scope)
+
+    async def limit(request: Request) -> None:
+        wait = await limiter.hit(request)
+        if wait is not None:
+            raise _Limited(limiter, wait)
+
+    return limit
+
+
+def webhook(
     app: FastAPI,
-    *,
     path: str,
-    provider: str,
+    provider: str = "github",
+    *,
     secret_envs: tuple[str, ...] = (),
     events: Mapping[str, Respond | Run] | None = None,
     action: Respond | Run | None = None,
-    max_body: int = 26214400,
+    max_body: int = 25_000_000,
     dedupe: float | None = 259200.0,
     auth: Auth = None,
     rate_limit: RateLimit | None = None,
-) -> None:
-    """A webhook receiver (`github`, `standard` or `plain`); see engine.runtime.webhooks."""
+) -> Webhook:
+    """A webhook receiver (`github`, `standard` or `plain`; see engine.runtime.webhooks), to
+    be added as a plain Starlette route, which serves it as the ASGI app it is (it needs the
+    raw body, none of FastAPI's parameter parsing); its operation is listed in the OpenAPI
+    document. It checks `auth` itself, before reading the body."""
     hook = Webhook(
         shared(app),
         path=path,
@@ -252,16 +358,22 @@ def add_webhook(
         auth=auth,
         limiter=Limiter(rate_limit, f"POST {path}") if rate_limit else None,
     )
-    # A plain Starlette route, which serves an object that is not a function as the ASGI app
-    # it is (add_route's hint names only request -> response functions).
-    app.router.add_route(path, hook, methods=["POST"], include_in_schema=False)  # type: ignore[arg-type]
+    codes = {400, 413} | ({415} if provider == "github" else set())
+    codes |= {401} if provider != "plain" or auth else set()
+    codes |= {403} if auth else set()
+    codes |= {429} if rate_limit else set()
+    names = [*(events or {})]
+    summary = f"{provider.capitalize()} webhook"
+    operation_id = "webhook" + "".join(c if c.isalnum() else "_" for c in path)
+    document(app, path, "POST", _webhook_operation(provider, names, codes, summary, operation_id))
+    return hook
 
 
-def add_websocket(
+def websocket(
     app: FastAPI,
-    *,
     path: str,
     pattern: str | None = None,
+    *,
     handler: Callable[[WebSocket], Awaitable[Any]] | None = None,
     source: Callable[..., Any] | None = None,
     interval: float = 1.0,
@@ -271,12 +383,13 @@ def add_websocket(
     max_connections: int | None = None,
     allow: tuple[str, ...] | None = None,
     rate_limit: RateLimit | None = None,
-) -> None:
-    """A WebSocket endpoint with a built-in `pattern` or the user's `handler`.
+) -> SocketEndpoint:
+    """A WebSocket endpoint with a built-in `pattern` or the user's `handler`; `auth` is
+    checked before the handshake.
 
     `allow` limits the tasks a task-runner starts; `rate_limit` counts the messages clients
     send to a pattern (the connections, for a `handler`)."""
-    socket = SocketEndpoint(
+    return SocketEndpoint(
         shared(app),
         pattern=pattern,
         handler=handler,
@@ -290,11 +403,11 @@ def add_websocket(
         limiter=Limiter(rate_limit, f"WS {path}") if rate_limit else None,
         path=path,
     )
-    app.add_api_websocket_route(path, socket)
 
 
-def add_static(app: FastAPI, *, path: str, directory: str, private: tuple[str, ...] = ()) -> None:
-    """Serve `directory` (relative to the working directory) at `path`, index.html included.
+def static_files(directory: str, *, private: Iterable[str] = ()) -> StaticFiles:
+    """The folder `directory` (relative to the working directory) as an app to mount,
+    index.html included.
 
     The working directory is the project's folder. `.engine/`, hidden files and the files
     in `private` (relative to the project: the spec, secret sources) are never served.
@@ -303,57 +416,10 @@ def add_static(app: FastAPI, *, path: str, directory: str, private: tuple[str, .
     folder = Path(directory).resolve()
     if not folder.is_dir():
         raise ConfigError(f"static folder {directory!r} does not exist ({folder})")
-    files = PrivateAwareStaticFiles(directory=folder, private=private, root=Path.cwd())
-    app.mount(path, files, name=f"static:{path}")
+    return PrivateAwareStaticFiles(directory=folder, private=tuple(private), root=Path.cwd())
 
 
-def _add(
-    app: FastAPI,
-    method: str,
-    path: str,
-    answer: Answer,
-    query: Query,
-    body: dict[str, Any] | None,
-    auth: Auth,
-    *,
-    summary: str,
-    description: str | None = None,
-    rate_limit: RateLimit | None = None,
-) -> None:
-    state = shared(app)
-    guard = resolve(auth, state.project, state.name)
-    schema = RequestSchema(dict(query) if query is not None else None, body)
-    limiter = Limiter(rate_limit, f"{method} {path}") if rate_limit else None
-
-    async def route(request: Request) -> Response:
-        # The limit comes first: a caller guessing credentials is limited as well.
-        wait = await limiter.hit(request) if limiter else None
-        if wait is not None and limiter:
-            return too_many(limiter, wait)
-        denied = guard.check(request.headers)
-        if denied:
-            return JSONResponse(
-                {"detail": denied.detail}, denied.status, headers=dict(denied.headers)
-            )
-        if not is_json(request.headers.get("content-type")) and await request.body():
-            return JSONResponse({"detail": _NOT_JSON}, 415)
-        try:
-            parsed = await schema.parse(request)
-        except InvalidRequest as exc:
-            return JSONResponse({"detail": exc.errors}, 422)
-        return await answer(request, parsed)
-
-    app.add_api_route(
-        path,
-        route,
-        methods=[method.upper()],
-        summary=summary,
-        description=description or "",
-        openapi_extra=openapi_extra(path, schema) or None,
-    )
-
-
-def _action_answer(app: FastAPI, action: Respond | Run) -> Answer:
+def _action(app: FastAPI, action: Respond | Run) -> Endpoint:
     act = compile_action(action)
     state = shared(app)
 
@@ -367,7 +433,7 @@ def _action_answer(app: FastAPI, action: Respond | Run) -> Answer:
         )
         return await act(ctx, state.runs())
 
-    return answer
+    return Endpoint(answer)
 
 
 def _static_last(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -33,10 +34,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.runtime.inputs import Parsed
 from engine.runtime.models import InvalidArguments, model_parameters, validate_arguments
 
-__all__ = ["Handler", "handler_name"]
+__all__ = ["Handler", "Parsed", "handler_name"]
 
 log = logging.getLogger("engine.runtime")
 
@@ -49,6 +49,16 @@ HANDLER_TIMEOUT = float(os.environ.get("ENGINE_HANDLER_TIMEOUT", "60"))
 def _pool() -> ThreadPoolExecutor:
     """The threads of the app's sync handlers (made at first use, kept for the app's life)."""
     return ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="handler")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A request's validated values, as handlers and expressions see them."""
+
+    path: dict[str, Any]
+    query: dict[str, Any]
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def handler_name(function: Callable[..., Any]) -> str:

@@ -30,6 +30,8 @@ class Shared:
     run_api: tuple[str, str] | None = None
     needs_http: bool = False
     metrics: bool = True
+    key_headers: set[str] = field(default_factory=set)
+    """The API key headers the app's routes check (lower case), which proxies drop."""
 
     @classmethod
     def from_env(cls, project: str, name: str) -> Shared:

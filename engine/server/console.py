@@ -51,6 +51,7 @@ from engine.runs.api import run_json
 from engine.runs.errors import UnknownRunError, UnknownTaskError
 from engine.runs.runner import Runner
 from engine.runs.store import Run, RunStatus, RunStore
+from engine.runtime.access import request_id
 from engine.server.console_auth import ConsoleLogin
 from engine.server.console_endpoints import endpoints
 from engine.server.console_forms import form_fields, read_inputs
@@ -342,7 +343,7 @@ def make_console_router(
         if errors:
             return await task_page(request, unit, 422, form, errors, "Fix the inputs below.")
         try:
-            created = await runner.submit(name, inputs)
+            created = await runner.submit(name, inputs, request_id=request_id.get())
         except UnknownTaskError:  # removed by an apply meanwhile
             return no_task(request, name)
         except RunInputError as exc:
@@ -513,6 +514,7 @@ def _run_row(request: Request, run: Run) -> dict[str, Any]:
         "finished": run.finished,
         "attempts": run.attempts,
         "max_attempts": run.max_attempts,
+        "request_id": run.request_id,
         "error": run.error,
         "created_at": run.created_at,
         "started_at": run.started_at,

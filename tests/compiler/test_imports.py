@@ -127,7 +127,7 @@ def test_template_override_folder_is_used(make_build, tmp_path: Path) -> None:
 
 
 def test_override_producing_invalid_python_names_the_app(make_build, tmp_path: Path) -> None:
-    folder = _override(tmp_path, "app = rt.", "app = = rt.")
+    folder = _override(tmp_path, "{{ block.code }}", "= {{ block.code }}")
     with pytest.raises(CompileError) as caught:
         make_build(CHAIN_SPEC, CHAIN_FILES, templates=folder)
     assert "app 'one'" in str(caught.value)

@@ -210,6 +210,9 @@ def test_control_plane_metrics_count_runs_and_requests(
     assert '"POST /api/v1/runs" 201' in plane_log
     for x, run_id in zip((1, 2), run_ids, strict=True):
         assert f"run {run_id} of task add-one queued (request id run-trace-{x})" in plane_log
+    # ... and kept it in the run's record.
+    recorded = {run["id"]: run["request_id"] for run in project.ok("runs", "--json").json()}
+    assert [recorded[run_id] for run_id in run_ids] == ["run-trace-1", "run-trace-2"]
     info = project.control_plane()
     assert info is not None
     samples = scrape(info["url"])

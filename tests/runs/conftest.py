@@ -1,4 +1,5 @@
-"""Fixtures for the run tests: a project folder with small task modules, and runners over it."""
+"""Fixtures for the run tests: a project folder with small task modules, the run store a test
+runs on (SQLite, and PostgreSQL from the session's server), and runners over them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,9 @@ from engine.backends.base import Bundle, ProjectContext, TaskUnit
 from engine.backends.local.tasks import LocalTaskExecutor
 from engine.runs.inputs import input_schema
 from engine.runs.runner import Runner
-from engine.runs.store import Run
+from engine.runs.store import Run, RunStore
 from engine.runs.store.sqlite import SQLiteRunStore
+from tests.postgres import PASSWORD, PostgresServer
 
 TASKS = '''
 import asyncio, os, pathlib, sys, time
@@ -111,6 +114,42 @@ def double(x):
 """
 
 
+@dataclass(frozen=True)
+class Stores:
+    """Where one test's runs live: a SQLite file in `folder`, or the PostgreSQL database at
+    `url`. Each `open()` is another store over the same runs (another control plane's)."""
+
+    folder: Path
+    url: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "postgresql" if self.url else "sqlite"
+
+    def open(self) -> RunStore:
+        """A new store over this test's runs (PostgreSQL's connects on first use)."""
+        if not self.url:
+            return SQLiteRunStore(self.folder / "runs.db")
+        from engine.runs.store.postgres import PostgresRunStore
+
+        return PostgresRunStore(self.url, password=PASSWORD)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
+    """The test's run store, once on SQLite and once on a fresh PostgreSQL database of the
+    session's server (a database per test: nothing is shared between tests)."""
+    if request.param == "sqlite":
+        return Stores(tmp_path)
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return Stores(tmp_path, server.new_database())
+
+
+sqlite_only = pytest.mark.parametrize("stores", ["sqlite"], indirect=True)
+"""For a test of something no store takes part in (auth, logs, a task's environment): run
+on SQLite only, so the PostgreSQL runs cost time only where they can find something."""
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A spec folder holding `tasks.py` and its sibling `helper.py`."""
@@ -146,14 +185,14 @@ def executor(folder: Path, **options: Any) -> LocalTaskExecutor:
 
 @asynccontextmanager
 async def running(
-    store_path: Path, tasks: list[TaskUnit], *, log_cap: int | None = None, **options: Any
+    stores: Stores, tasks: list[TaskUnit], *, log_cap: int | None = None, **options: Any
 ) -> AsyncIterator[Runner]:
-    """A configured, started runner over the store at `store_path`, running its tasks in
-    real local workers; stopped on exit."""
-    store = SQLiteRunStore(store_path)
+    """A configured, started runner over a new store of `stores`, running its tasks in
+    real local workers (their logs and state in `stores.folder`); stopped on exit."""
+    store = stores.open()
     caps = {} if log_cap is None else {"log_cap": log_cap}
-    workers = executor(store_path.parent, **caps)
-    runner = Runner(store, workers, store_path.parent / "runs", "http://cp", **options)
+    workers = executor(stores.folder, **caps)
+    runner = Runner(store, workers, stores.folder / "runs", "http://cp", **options)
     try:
         await runner.configure(tasks, {})
         await runner.start()

@@ -18,24 +18,26 @@ from engine.backends.base import TaskUnit
 from engine.runs.api import make_router
 from engine.runs.runner import Runner
 from engine.runs.store.sqlite import SQLiteRunStore
-from tests.runs.conftest import executor
+from tests.runs.conftest import Stores, executor, sqlite_only
 
 TOKEN = "s3cret-token"
 N = 300  # concurrent submissions in the load test (bench/ submits 2,000)
 
 
 class Server:
-    """A control plane with only the run API, served by uvicorn in a thread."""
+    """A control plane with only the run API, served by uvicorn in a thread, its runs in
+    a store of `stores` and its logs and workers in `stores.folder / ".engine"`."""
 
-    def __init__(self, tmp_path: Path, tasks: list[TaskUnit]) -> None:
+    def __init__(self, stores: Stores, tasks: list[TaskUnit]) -> None:
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
         # without it every response waits ~40 ms for a delayed ACK.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        store = SQLiteRunStore(tmp_path / ".engine" / "runs.db")
-        workers = executor(tmp_path / ".engine")
-        runner = Runner(store, workers, tmp_path / ".engine" / "runs", self.url)
+        store = stores.open()
+        state = stores.folder / ".engine"
+        workers = executor(state)
+        runner = Runner(store, workers, state / "runs", self.url)
 
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,14 +72,14 @@ class Server:
 
 
 @pytest.fixture
-def api(tmp_path: Path, task: Callable[..., TaskUnit]) -> Iterator[httpx.Client]:
-    """A client of a real control plane serving tasks add, sleep and talk."""
+def api(stores: Stores, task: Callable[..., TaskUnit]) -> Iterator[httpx.Client]:
+    """A client of a real control plane serving tasks add, sleep and talk, on each store."""
     tasks = [
         task("add", inputs={"x": {"type": "integer"}, "y": {"type": "integer", "default": 1}}),
         task("sleep"),
         task("talk"),
     ]
-    with Server(tmp_path, tasks) as client:
+    with Server(stores, tasks) as client:
         yield client
 
 
@@ -123,6 +125,7 @@ def test_unknown_task_and_bad_inputs(api: httpx.Client) -> None:
     assert api.get("/api/v1/runs").json() == {"runs": []}
 
 
+@sqlite_only
 def test_unknown_run_is_404_everywhere(api: httpx.Client) -> None:
     for method, path in [("GET", ""), ("GET", "/wait"), ("GET", "/events"), ("GET", "/logs"),
                          ("POST", "/cancel")]:  # fmt: skip
@@ -178,6 +181,7 @@ def test_logs_are_plain_text(api: httpx.Client) -> None:
     assert logs.text == "out: hi\nerr: hi\nfrom-child\n"
 
 
+@sqlite_only
 def test_the_log_api_sends_a_range_and_the_size(api: httpx.Client) -> None:
     run = api.post("/api/v1/runs", json={"task": "talk", "inputs": {"text": "hi"}}).json()
     api.get(f"/api/v1/runs/{run['id']}/wait", params={"timeout": 20})
@@ -196,6 +200,7 @@ def test_the_log_api_sends_a_range_and_the_size(api: httpx.Client) -> None:
     assert api.get(url, params={"offset": -1}).status_code == 422
 
 
+@sqlite_only
 @pytest.mark.parametrize(
     ("headers", "status"),
     [({}, 401), ({"Authorization": "Basic abc"}, 401), ({"Authorization": "Bearer wrong"}, 403)],

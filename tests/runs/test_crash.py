@@ -23,7 +23,7 @@ from engine.backends.base import AttemptHandle, NewRun, Run
 from engine.backends.local.procs import is_ours
 from engine.backends.local.workers import kill_group
 from engine.runs.store.sqlite import SQLiteRunStore
-from tests.runs.conftest import finished, running
+from tests.runs.conftest import Stores, finished, running
 from tests.runs.control_plane import slow_unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ def test_a_run_in_flight_at_a_kill_9_ends_once(
 
     async def recover() -> Run:
         task = slow_unit(project, retries=1)
-        async with running(db, [task]) as runner:
+        async with running(Stores(tmp_path), [task]) as runner:
             return await finished(runner, await runner.get(run.id), timeout=30)
 
     try:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.backends.base import TaskUnit
-from tests.runs.conftest import finished, running
+from tests.runs.conftest import Stores, finished, running
 
 CAP = 64 * 1024
 
@@ -16,7 +16,7 @@ def test_a_run_log_stops_at_its_cap_and_says_so(
     tmp_path: Path, task: Callable[..., TaskUnit]
 ) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [task("noisy")], log_cap=CAP) as runner:
+        async with running(Stores(tmp_path), [task("noisy")], log_cap=CAP) as runner:
             run = await finished(runner, (await runner.submit("noisy", {"kib": 1024})).run)
             assert (run.status, run.outputs) == ("succeeded", 1024)  # 1 MiB printed
             log = Path(run.log_path or "").read_bytes()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.backends.base import TaskUnit
-from tests.runs.conftest import TASKS, finished, running
+from tests.runs.conftest import TASKS, Stores, finished, running
 
 MODEL_TASK = """
 
@@ -32,7 +32,7 @@ def test_a_model_input_arrives_as_the_model_and_a_bad_one_fails_the_run(
     deploy = task("deploy", inputs={"commit": {"type": "object"}})
 
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [deploy]) as runner:
+        async with running(Stores(tmp_path), [deploy]) as runner:
             good = await runner.submit("deploy", {"commit": {"sha": "abc"}})
             run = await finished(runner, good.run)
             assert (run.status, run.outputs) == (

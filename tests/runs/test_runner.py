@@ -13,13 +13,12 @@ from engine.errors import RunInputError
 from engine.runs.errors import UnknownTaskError
 from engine.runs.runner import WORKER_LOST
 from engine.runs.store import RunStatus
-from engine.runs.store.sqlite import SQLiteRunStore
-from tests.runs.conftest import finished, running, until
+from tests.runs.conftest import Stores, finished, running, sqlite_only, until
 
 Task = Callable[..., TaskUnit]
 
 
-def test_success_with_outputs_sync_async_and_sibling_import(tmp_path: Path, task: Task) -> None:
+def test_success_with_outputs_sync_async_and_sibling_import(stores: Stores, task: Task) -> None:
     tasks = [
         task("add", inputs={"x": {"type": "integer"}, "y": {"type": "integer", "default": 1}}),
         task("add-async", "add_async"),
@@ -27,7 +26,7 @@ def test_success_with_outputs_sync_async_and_sibling_import(tmp_path: Path, task
     ]
 
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", tasks) as runner:
+        async with running(stores, tasks) as runner:
             add = await finished(runner, (await runner.submit("add", {"x": 41})).run)
             assert (add.status, add.outputs, add.inputs, add.attempts) == (
                 "succeeded", {"sum": 42}, {"x": 41, "y": 1}, 1,
@@ -41,9 +40,9 @@ def test_success_with_outputs_sync_async_and_sibling_import(tmp_path: Path, task
     asyncio.run(scenario())
 
 
-def test_unknown_task_and_bad_inputs_are_refused_before_storing(tmp_path: Path, task: Task) -> None:
+def test_unknown_task_and_bad_inputs_are_refused_before_storing(stores: Stores, task: Task) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [task("add", inputs={"x": {}})]) as runner:
+        async with running(stores, [task("add", inputs={"x": {}})]) as runner:
             with pytest.raises(UnknownTaskError) as unknown:
                 await runner.submit("ad", {"x": 1})
             assert str(unknown.value) == "unknown task 'ad'; did you mean 'add'?"
@@ -56,10 +55,10 @@ def test_unknown_task_and_bad_inputs_are_refused_before_storing(tmp_path: Path, 
 
 
 def test_failing_task_fails_with_type_and_message_and_traceback_in_log(
-    tmp_path: Path, task: Task
+    stores: Stores, task: Task
 ) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [task("fail"), task("not-json", "not_json")]) as r:
+        async with running(stores, [task("fail"), task("not-json", "not_json")]) as r:
             run = await finished(r, (await r.submit("fail", {"message": "it broke"})).run)
             assert (run.status, run.error, run.attempts) == ("failed", "ValueError: it broke", 1)
             log = Path(run.log_path).read_text()
@@ -73,12 +72,14 @@ def test_failing_task_fails_with_type_and_message_and_traceback_in_log(
     asyncio.run(scenario())
 
 
-def test_retries_happen_exactly_the_configured_number_of_times(tmp_path: Path, task: Task) -> None:
+def test_retries_happen_exactly_the_configured_number_of_times(
+    tmp_path: Path, stores: Stores, task: Task
+) -> None:
     counter = tmp_path / "counter"
 
     async def scenario() -> None:
         tasks = [task("flaky", "count_and_fail", retries=2)]
-        async with running(tmp_path / "runs.db", tasks, retry_delay=0.05) as runner:
+        async with running(stores, tasks, retry_delay=0.05) as runner:
             run = await finished(
                 runner, (await runner.submit("flaky", {"counter": str(counter)})).run
             )
@@ -88,10 +89,10 @@ def test_retries_happen_exactly_the_configured_number_of_times(tmp_path: Path, t
     assert counter.read_text() == "xxx"
 
 
-def test_timeout_ends_the_worker_and_the_pool_recovers(tmp_path: Path, task: Task) -> None:
+def test_timeout_ends_the_worker_and_the_pool_recovers(stores: Stores, task: Task) -> None:
     async def scenario() -> None:
         tasks = [task("sleep", timeout=0.3, retries=3)]
-        async with running(tmp_path / "runs.db", tasks) as runner:
+        async with running(stores, tasks) as runner:
             slow = await finished(runner, (await runner.submit("sleep", {"seconds": 30})).run)
             assert (slow.status, slow.error, slow.attempts) == (
                 "timed_out", "timed out after 0.3 s", 1,
@@ -111,14 +112,14 @@ def test_timeout_ends_the_worker_and_the_pool_recovers(tmp_path: Path, task: Tas
     ids=["retried", "failed"],
 )
 def test_a_worker_killed_mid_run_is_never_lost(
-    tmp_path: Path, task: Task, retries: int, status: str, attempts: int, outputs: object,
-    error: str | None,
+    tmp_path: Path, stores: Stores, task: Task, retries: int, status: str, attempts: int,
+    outputs: object, error: str | None,
 ) -> None:  # fmt: skip
     pidfile, marker = tmp_path / "pid", tmp_path / "marker"
 
     async def scenario() -> None:
         tasks = [task("die", "die_once", retries=retries), task("add")]
-        async with running(tmp_path / "runs.db", tasks, retry_delay=0.05) as runner:
+        async with running(stores, tasks, retry_delay=0.05) as runner:
             inputs = {"marker": str(marker), "pidfile": str(pidfile)}
             run = (await runner.submit("die", inputs)).run
             await until(pidfile.exists)
@@ -133,11 +134,11 @@ def test_a_worker_killed_mid_run_is_never_lost(
     asyncio.run(scenario())
 
 
-def test_cancel_a_queued_and_a_running_run(tmp_path: Path, task: Task) -> None:
+def test_cancel_a_queued_and_a_running_run(tmp_path: Path, stores: Stores, task: Task) -> None:
     pidfile = tmp_path / "pid"
 
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [task("hang"), task("add")]) as runner:
+        async with running(stores, [task("hang"), task("add")]) as runner:
             busy = (await runner.submit("hang", {"pidfile": str(pidfile)})).run
             waiting = (await runner.submit("hang", {"pidfile": str(pidfile)})).run
             await until(pidfile.exists)
@@ -154,9 +155,10 @@ def test_cancel_a_queued_and_a_running_run(tmp_path: Path, task: Task) -> None:
     asyncio.run(scenario())
 
 
-def test_stdout_stderr_and_child_output_go_to_the_run_log(tmp_path: Path, task: Task) -> None:
+@sqlite_only
+def test_stdout_stderr_and_child_output_go_to_the_run_log(stores: Stores, task: Task) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [task("talk")]) as runner:
+        async with running(stores, [task("talk")]) as runner:
             run = await finished(runner, (await runner.submit("talk", {"text": "hello"})).run)
             assert run.outputs == "hello"
             assert Path(run.log_path).read_text() == "out: hello\nerr: hello\nfrom-child\n"
@@ -164,14 +166,15 @@ def test_stdout_stderr_and_child_output_go_to_the_run_log(tmp_path: Path, task: 
     asyncio.run(scenario())
 
 
+@sqlite_only
 def test_each_task_sees_only_its_own_environment(
-    tmp_path: Path, task: Task, monkeypatch: pytest.MonkeyPatch
+    stores: Stores, task: Task, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("USER_SECRET", "from-the-user")
     tasks = [task("a", "env", env={"SECRET_A": "a-value"}), task("b", "env")]
 
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", tasks) as runner:
+        async with running(stores, tasks) as runner:
             outputs, ids = {}, {}
             for name, var in [("a", "SECRET_A"), ("b", "SECRET_A"), ("a", "USER_SECRET"),
                               ("a", "ENGINE_RUN_ID"), ("a", "PYTHONPATH")]:  # fmt: skip
@@ -187,33 +190,33 @@ def test_each_task_sees_only_its_own_environment(
     asyncio.run(scenario())
 
 
-def test_a_new_runner_over_the_same_store_completes_queued_runs(tmp_path: Path, task: Task) -> None:
-    db = tmp_path / "runs.db"
+def test_a_new_runner_over_the_same_store_completes_queued_runs(stores: Stores, task: Task) -> None:
     tasks = [task("sleep", retries=1)]
 
     async def first() -> list[str]:
-        async with running(db, tasks) as runner:
+        async with running(stores, tasks) as runner:
             runs = [(await runner.submit("sleep", {"seconds": 0.5})).run for _ in range(4)]
             await until(lambda: _status(runner.store, runs[0].id, "running"))
             return [run.id for run in runs]
 
     async def second(ids: list[str]) -> None:
-        async with running(db, tasks) as runner:
+        async with running(stores, tasks) as runner:
             done = [await finished(runner, await runner.get(run_id)) for run_id in ids]
             assert [(r.status, r.attempts) for r in done] == [
                 ("succeeded", 2), ("succeeded", 1), ("succeeded", 1), ("succeeded", 1),
             ]  # fmt: skip
 
     ids = asyncio.run(first())
-    assert asyncio.run(_statuses(db, ids)) == ["running", "queued", "queued", "queued"]
+    assert asyncio.run(_statuses(stores, ids)) == ["running", "queued", "queued", "queued"]
     asyncio.run(second(ids))
 
 
-def test_runs_running_at_a_crash_are_retried_or_failed(tmp_path: Path, task: Task) -> None:
-    db = tmp_path / "runs.db"
+def test_runs_running_at_a_crash_are_retried_or_failed(
+    tmp_path: Path, stores: Stores, task: Task
+) -> None:
 
     async def crashed() -> list[Run]:
-        store = SQLiteRunStore(db)
+        store = stores.open()
         items = [NewRun("add", {"x": 1}, max_attempts=2), NewRun("add", {"x": 2})]
         runs = [c.run for c in await store.create_many(items, logs_dir=tmp_path)]
         for run in runs:
@@ -224,7 +227,7 @@ def test_runs_running_at_a_crash_are_retried_or_failed(tmp_path: Path, task: Tas
     retried, lost = asyncio.run(crashed())
 
     async def scenario() -> None:
-        async with running(db, [task("add")]) as runner:
+        async with running(stores, [task("add")]) as runner:
             again = await finished(runner, retried)
             assert (again.status, again.attempts, again.outputs) == ("succeeded", 2, {"sum": 2})
             failed = await runner.get(lost.id)
@@ -234,10 +237,10 @@ def test_runs_running_at_a_crash_are_retried_or_failed(tmp_path: Path, task: Tas
 
 
 def test_reconfigure_replaces_changed_pools_and_fails_runs_of_removed_tasks(
-    tmp_path: Path, task: Task
+    stores: Stores, task: Task
 ) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [task("a", "env"), task("sleep")]) as runner:
+        async with running(stores, [task("a", "env"), task("sleep")]) as runner:
             blocker = (await runner.submit("sleep", {"seconds": 0.5})).run
             orphan = (await runner.submit("sleep", {"seconds": 0})).run
             await runner.configure([task("a", "env", env={"V": "2"})], {})
@@ -250,9 +253,10 @@ def test_reconfigure_replaces_changed_pools_and_fails_runs_of_removed_tasks(
     asyncio.run(scenario())
 
 
-def test_a_handler_that_cannot_be_imported_fails_its_runs(tmp_path: Path, task: Task) -> None:
+@sqlite_only
+def test_a_handler_that_cannot_be_imported_fails_its_runs(stores: Stores, task: Task) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [task("missing")]) as runner:
+        async with running(stores, [task("missing")]) as runner:
             run = await finished(runner, (await runner.submit("missing", {})).run)
             assert run.status == "failed"
             assert run.error == (
@@ -263,9 +267,9 @@ def test_a_handler_that_cannot_be_imported_fails_its_runs(tmp_path: Path, task: 
     asyncio.run(scenario())
 
 
-def test_subscribe_yields_each_state_until_final(tmp_path: Path, task: Task) -> None:
+def test_subscribe_yields_each_state_until_final(stores: Stores, task: Task) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [task("sleep")]) as runner:
+        async with running(stores, [task("sleep")]) as runner:
             run = (await runner.submit("sleep", {"seconds": 0.2})).run
             seen = [change.status async for change in runner.subscribe(run.id)]
             assert seen[-1] == RunStatus.SUCCEEDED
@@ -279,8 +283,8 @@ async def _status(store: RunStore, run_id: str, status: str) -> bool:
     return run is not None and run.status == status
 
 
-async def _statuses(db: Path, ids: list[str]) -> list[str]:
-    store = SQLiteRunStore(db)
+async def _statuses(stores: Stores, ids: list[str]) -> list[str]:
+    store = stores.open()
     runs = [await store.get(i) for i in ids]
     await store.close()
     return [run.status if run else "missing" for run in runs]

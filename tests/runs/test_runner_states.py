@@ -1,7 +1,8 @@
 """The runner's state machine over an in-memory `TaskExecutor` (no processes: fast).
 
 The fake executor is a stand-in only for where attempts run; the store is the real SQLite
-store, so every transition the runner makes is the real compare-and-set.
+store and the real PostgreSQL one (each test runs on both), so every transition the runner
+makes is the real compare-and-set.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from engine.backends.base import (
     TaskUnit,
 )
 from engine.runs.runner import WORKER_LOST, Runner
-from engine.runs.store.sqlite import SQLiteRunStore
-from tests.runs.conftest import until
+from tests.runs.conftest import Stores, until
 
 Behaviour = Callable[[Attempt], Any]
 """What the fake does for an attempt: returns an AttemptResult, or an awaitable of one."""
@@ -85,10 +85,10 @@ def ok(attempt: Attempt) -> AttemptResult:
 
 @asynccontextmanager
 async def runner_over(
-    tmp_path: Path, fake: FakeExecutor, units: list[TaskUnit], *, start: bool = True
+    stores: Stores, fake: FakeExecutor, units: list[TaskUnit], *, start: bool = True
 ) -> AsyncIterator[Runner]:
-    store = SQLiteRunStore(tmp_path / "runs.db")
-    runner = Runner(store, fake, tmp_path / "runs", "http://cp", retry_delay=0.01)
+    store = stores.open()
+    runner = Runner(store, fake, stores.folder / "runs", "http://cp", retry_delay=0.01)
     try:
         await runner.configure(units, {})
         if start:
@@ -99,8 +99,8 @@ async def runner_over(
         await store.close()
 
 
-def test_a_success_is_stored_with_its_outputs_and_handle(tmp_path: Path) -> None:
-    store = SQLiteRunStore(tmp_path / "runs.db")
+def test_a_success_is_stored_with_its_outputs_and_handle(stores: Stores) -> None:
+    store = stores.open()
     handles: list[str | None] = []
 
     async def behaviour(attempt: Attempt) -> AttemptResult:
@@ -109,7 +109,7 @@ def test_a_success_is_stored_with_its_outputs_and_handle(tmp_path: Path) -> None
         return ok(attempt)
 
     async def scenario() -> None:
-        runner = Runner(store, FakeExecutor(behaviour), tmp_path / "runs", "http://cp")
+        runner = Runner(store, FakeExecutor(behaviour), stores.folder / "runs", "http://cp")
         await runner.configure([unit()], {})
         await runner.start()
         try:
@@ -124,11 +124,11 @@ def test_a_success_is_stored_with_its_outputs_and_handle(tmp_path: Path) -> None
     asyncio.run(scenario())
 
 
-def test_failures_are_retried_with_back_off_then_fail(tmp_path: Path) -> None:
+def test_failures_are_retried_with_back_off_then_fail(stores: Stores) -> None:
     fake = FakeExecutor(lambda a: AttemptResult(Outcome.FAILED, error=f"E: {a.number}"))
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, fake, [unit(retries=2)]) as runner:
+        async with runner_over(stores, fake, [unit(retries=2)]) as runner:
             created = await runner.submit("t", {})
             run = await runner.wait(created.run.id, 5)
             assert (run.status, run.attempts, run.error) == ("failed", 3, "E: 3")
@@ -137,21 +137,21 @@ def test_failures_are_retried_with_back_off_then_fail(tmp_path: Path) -> None:
     assert [a.number for a in fake.attempts] == [1, 2, 3]
 
 
-def test_a_lost_attempt_is_retried_and_then_succeeds(tmp_path: Path) -> None:
+def test_a_lost_attempt_is_retried_and_then_succeeds(stores: Stores) -> None:
     def behaviour(attempt: Attempt) -> AttemptResult:
         if attempt.number == 1:
             return AttemptResult(Outcome.LOST, error="worker lost (killed by SIGKILL)")
         return ok(attempt)
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, FakeExecutor(behaviour), [unit(retries=1)]) as runner:
+        async with runner_over(stores, FakeExecutor(behaviour), [unit(retries=1)]) as runner:
             run = await runner.wait((await runner.submit("t", {})).run.id, 5)
             assert (run.status, run.attempts, run.error) == ("succeeded", 2, None)
 
     asyncio.run(scenario())
 
 
-def test_a_timeout_cancels_the_attempt_and_is_not_retried(tmp_path: Path) -> None:
+def test_a_timeout_cancels_the_attempt_and_is_not_retried(stores: Stores) -> None:
     async def forever(attempt: Attempt) -> AttemptResult:
         await asyncio.sleep(60)
         raise AssertionError("not reached")
@@ -159,7 +159,7 @@ def test_a_timeout_cancels_the_attempt_and_is_not_retried(tmp_path: Path) -> Non
     fake = FakeExecutor(forever)
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, fake, [unit(timeout=0.05, retries=3)]) as runner:
+        async with runner_over(stores, fake, [unit(timeout=0.05, retries=3)]) as runner:
             run = await runner.wait((await runner.submit("t", {})).run.id, 5)
             assert (run.status, run.error, run.attempts) == (
                 "timed_out", "timed out after 0.05 s", 1,
@@ -169,7 +169,7 @@ def test_a_timeout_cancels_the_attempt_and_is_not_retried(tmp_path: Path) -> Non
     asyncio.run(scenario())
 
 
-def test_cancel_cancels_the_attempt_and_its_late_result_is_refused(tmp_path: Path) -> None:
+def test_cancel_cancels_the_attempt_and_its_late_result_is_refused(stores: Stores) -> None:
     release = asyncio.Event()
 
     async def slow(attempt: Attempt) -> AttemptResult:
@@ -182,7 +182,7 @@ def test_cancel_cancels_the_attempt_and_its_late_result_is_refused(tmp_path: Pat
     fake = FakeExecutor(slow)
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, fake, [unit(concurrency=1)]) as runner:
+        async with runner_over(stores, fake, [unit(concurrency=1)]) as runner:
             busy = (await runner.submit("t", {})).run
             waiting = (await runner.submit("t", {})).run
             await until(lambda: busy.id in fake.running)
@@ -200,7 +200,7 @@ def test_cancel_cancels_the_attempt_and_its_late_result_is_refused(tmp_path: Pat
     asyncio.run(scenario())
 
 
-def test_a_refused_compare_and_set_leaves_the_run_to_whoever_moved_it(tmp_path: Path) -> None:
+def test_a_refused_compare_and_set_leaves_the_run_to_whoever_moved_it(stores: Stores) -> None:
     """Another writer (a second control plane, an operator) finishes the run while the
     attempt is in flight: the attempt's result is refused and changes nothing."""
     release = asyncio.Event()
@@ -210,7 +210,7 @@ def test_a_refused_compare_and_set_leaves_the_run_to_whoever_moved_it(tmp_path: 
         return AttemptResult(Outcome.FAILED, error="late")
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, FakeExecutor(slow), [unit(retries=5)]) as runner:
+        async with runner_over(stores, FakeExecutor(slow), [unit(retries=5)]) as runner:
             run = (await runner.submit("t", {})).run
             await until(lambda: _status_is(runner, run.id, RunStatus.RUNNING))
             other = await runner.store.finish(run.id, RunStatus.SUCCEEDED, outputs="theirs")
@@ -223,21 +223,21 @@ def test_a_refused_compare_and_set_leaves_the_run_to_whoever_moved_it(tmp_path: 
     asyncio.run(scenario())
 
 
-def test_an_executor_that_raises_loses_the_attempt_not_the_run(tmp_path: Path) -> None:
+def test_an_executor_that_raises_loses_the_attempt_not_the_run(stores: Stores) -> None:
     def broken(attempt: Attempt) -> AttemptResult:
         if attempt.number == 1:
             raise RuntimeError("executor bug")
         return ok(attempt)
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, FakeExecutor(broken), [unit(retries=1)]) as runner:
+        async with runner_over(stores, FakeExecutor(broken), [unit(retries=1)]) as runner:
             run = await runner.wait((await runner.submit("t", {})).run.id, 5)
             assert (run.status, run.attempts) == ("succeeded", 2)
 
     asyncio.run(scenario())
 
 
-def test_concurrency_bounds_attempts_in_flight(tmp_path: Path) -> None:
+def test_concurrency_bounds_attempts_in_flight(stores: Stores) -> None:
     peak = 0
 
     async def behaviour(attempt: Attempt) -> AttemptResult:
@@ -249,7 +249,7 @@ def test_concurrency_bounds_attempts_in_flight(tmp_path: Path) -> None:
     fake = FakeExecutor(behaviour)
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, fake, [unit(concurrency=3)]) as runner:
+        async with runner_over(stores, fake, [unit(concurrency=3)]) as runner:
             ids = [(await runner.submit("t", {"i": i})).run.id for i in range(12)]
             runs = [await runner.wait(i, 5) for i in ids]
             assert {r.status for r in runs} == {"succeeded"}
@@ -258,11 +258,11 @@ def test_concurrency_bounds_attempts_in_flight(tmp_path: Path) -> None:
     assert peak == 3
 
 
-def test_keys_start_one_run_per_delivery(tmp_path: Path) -> None:
+def test_keys_start_one_run_per_delivery(stores: Stores) -> None:
     fake = FakeExecutor(ok)
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, fake, [unit()]) as runner:
+        async with runner_over(stores, fake, [unit()]) as runner:
             created = await asyncio.gather(
                 *(runner.submit("t", {"n": n}, key="delivery-7", key_ttl=60) for n in range(20))
             )
@@ -274,12 +274,12 @@ def test_keys_start_one_run_per_delivery(tmp_path: Path) -> None:
     assert len(fake.attempts) == 1
 
 
-def test_recovery_reattaches_retries_or_fails_what_was_running(tmp_path: Path) -> None:
+def test_recovery_reattaches_retries_or_fails_what_was_running(stores: Stores) -> None:
     """A run left running with a handle is reattached (its result kept, not re-run); one
     whose attempt is gone is retried if it may be, else failed as lost."""
 
     async def crashed() -> list[str]:
-        store = SQLiteRunStore(tmp_path / "runs.db")
+        store = stores.open()
         items = [NewRun("t", {"n": 1}), NewRun("t", {"n": 2}, 2), NewRun("t", {"n": 3})]
         runs = [c.run for c in await store.create_many(items)]
         for run in runs:
@@ -294,7 +294,7 @@ def test_recovery_reattaches_retries_or_fails_what_was_running(tmp_path: Path) -
     fake.adopt = lambda a: ok(a) if a.run_id == adopted else None
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, fake, [unit()]) as runner:
+        async with runner_over(stores, fake, [unit()]) as runner:
             done = [await runner.wait(i, 5) for i in (adopted, retried, lost)]
             assert [(r.status, r.attempts, r.error) for r in done] == [
                 ("succeeded", 1, None), ("succeeded", 2, None), ("failed", 1, WORKER_LOST),
@@ -306,7 +306,7 @@ def test_recovery_reattaches_retries_or_fails_what_was_running(tmp_path: Path) -
     assert [(r, h.ref) for r, h in fake.reattached] == [(adopted, "alive"), (retried, "gone")]
 
 
-def test_removing_a_task_fails_its_queued_runs(tmp_path: Path) -> None:
+def test_removing_a_task_fails_its_queued_runs(stores: Stores) -> None:
     release = asyncio.Event()
 
     async def slow(attempt: Attempt) -> AttemptResult:
@@ -314,7 +314,7 @@ def test_removing_a_task_fails_its_queued_runs(tmp_path: Path) -> None:
         return ok(attempt)
 
     async def scenario() -> None:
-        async with runner_over(tmp_path, FakeExecutor(slow), [unit(concurrency=1)]) as runner:
+        async with runner_over(stores, FakeExecutor(slow), [unit(concurrency=1)]) as runner:
             busy = (await runner.submit("t", {})).run
             queued = (await runner.submit("t", {})).run
             await until(lambda: _status_is(runner, busy.id, RunStatus.RUNNING))

@@ -243,7 +243,7 @@ def test_run_json_is_the_run_api_json(db: Path) -> None:
         run = await create(store, "add", {"x": 1})
         data = run_json(run, "http://127.0.0.1:9000/")
         assert list(data) == [
-            "id", "task", "status", "inputs", "outputs", "error", "attempts", "url",
+            "id", "task", "status", "inputs", "outputs", "error", "attempts", "request_id", "url",
             "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         assert data["url"] == f"http://127.0.0.1:9000/runs/{run.id}"

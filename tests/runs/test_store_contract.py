@@ -8,48 +8,26 @@ across connections, not inside one.
 from __future__ import annotations
 
 import asyncio
-import importlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.backends.base import Created, NewRun, RunStatus, RunStore
-from tests.postgres import PASSWORD, PostgresServer
+from tests.runs.conftest import Stores
 
 Opener = Callable[[], Awaitable[RunStore]]
 
 
-def _sqlite_class() -> Any:
-    try:
-        return importlib.import_module("engine.runs.store.sqlite").SQLiteRunStore
-    except ImportError:
-        return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+@pytest.fixture
+def open_store(stores: Stores) -> Opener:
     """Opens stores over one fresh SQLite file or PostgreSQL database."""
-    if request.param == "sqlite":
-        sqlite_store = _sqlite_class()
-        if sqlite_store is None:
-            pytest.skip("engine.runs.store.sqlite.SQLiteRunStore is not merged yet (runs-seam)")
 
-        async def open_sqlite() -> RunStore:
-            return sqlite_store(tmp_path / "runs.db")
+    async def opened() -> RunStore:
+        return stores.open()
 
-        yield open_sqlite
-        return
-    from engine.runs.store.postgres import PostgresRunStore
-
-    server: PostgresServer = request.getfixturevalue("postgres")
-    url = server.new_database()
-
-    async def open_postgres() -> RunStore:
-        return await PostgresRunStore.connect(url, password=PASSWORD)
-
-    yield open_postgres
+    return opened
 
 
 def scenario(open_store: Opener, body: Callable[..., Awaitable[None]], stores: int = 1) -> None:
@@ -93,6 +71,37 @@ def test_create_many_stores_queued_runs_in_order_visible_to_another_store(
         assert list((await other.get(created[0].run.id)).inputs["nested"]) == ["b", "a"]
         assert await other.get("no-such-run") is None
         assert await store.create_many([]) == []
+
+    scenario(open_store, body, stores=2)
+
+
+def test_the_request_id_stays_with_the_run_through_its_states(open_store: Opener) -> None:
+    async def body(store: RunStore, other: RunStore) -> None:
+        run = (await one(store, request_id="3f9c0a-from-the-app")).run
+        assert run.request_id == "3f9c0a-from-the-app"
+        await store.start_attempt(run.id)
+        await store.finish(run.id, RunStatus.SUCCEEDED, outputs=2)
+        seen = await other.get(run.id)
+        assert seen is not None and (seen.status, seen.request_id) == (
+            RunStatus.SUCCEEDED, "3f9c0a-from-the-app",
+        )  # fmt: skip
+        assert (await one(store)).run.request_id is None
+
+    scenario(open_store, body, stores=2)
+
+
+def test_a_handle_is_stored_as_given_and_seen_by_another_store(open_store: Opener) -> None:
+    odd = "ray:job-'1'; DROP TABLE runs; -- \\ \u00e9"  # quotes, backslash, non-ASCII
+
+    async def body(store: RunStore, other: RunStore) -> None:
+        run = (await one(store)).run
+        await store.start_attempt(run.id)
+        handled = await store.set_handle(run.id, odd)
+        assert handled is not None and handled.handle == odd
+        seen = await other.get(run.id)
+        assert seen is not None and seen.handle == odd
+        cleared = await store.set_handle(run.id, None)
+        assert cleared is not None and cleared.handle is None
 
     scenario(open_store, body, stores=2)
 

@@ -11,7 +11,13 @@ import pytest
 
 from engine.backends.base import NewRun
 from engine.runs.store import open_store
-from engine.runs.store.postgres import SCHEMA_VERSION, PostgresRunStore, RunStoreError, redact
+from engine.runs.store.postgres import (
+    _MIGRATIONS,
+    SCHEMA_VERSION,
+    PostgresRunStore,
+    RunStoreError,
+    redact,
+)
 from tests.postgres import PASSWORD, USER, PostgresServer
 
 
@@ -74,6 +80,34 @@ def test_the_schema_is_created_once_by_concurrent_control_planes(postgres: Postg
 
     asyncio.run(main())
     connect(url)  # and reopening migrates nothing
+    with psycopg.connect(url, password=PASSWORD) as conn:
+        assert conn.execute("SELECT version FROM engine_schema").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_1_database_is_migrated_keeping_its_runs(postgres: PostgresServer) -> None:
+    url = postgres.new_database()
+    with psycopg.connect(url, password=PASSWORD) as conn:
+        conn.execute(_MIGRATIONS[0].encode())
+        conn.execute("CREATE TABLE engine_schema (version integer NOT NULL)")
+        conn.execute("INSERT INTO engine_schema VALUES (1)")
+        conn.execute(
+            "INSERT INTO runs (id, task, status, inputs, created_at)"
+            " VALUES ('old', 'add', 'succeeded', '{}', 1.0)"
+        )
+
+    async def main() -> None:
+        store = await PostgresRunStore.connect(url, password=PASSWORD)
+        try:
+            old = await store.get("old")
+            assert old is not None and (old.status, old.request_id) == ("succeeded", None)
+            [new] = await store.create_many([NewRun("add", {}, request_id="req-1")])
+            assert new.run.request_id == "req-1"
+            again = await store.get(new.run.id)
+            assert again is not None and again.request_id == "req-1"
+        finally:
+            await store.close()
+
+    asyncio.run(main())
     with psycopg.connect(url, password=PASSWORD) as conn:
         assert conn.execute("SELECT version FROM engine_schema").fetchall() == [(SCHEMA_VERSION,)]
 

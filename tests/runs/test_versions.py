@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.backends.base import TaskUnit
 from engine.runs.runner import Runner
-from tests.runs.conftest import finished, running, until
+from tests.runs.conftest import Stores, finished, running, until
 
 VERSION_1 = """
 import time
@@ -26,7 +26,7 @@ VERSION_2 = VERSION_1.replace('"old"', '"newer"')
 
 
 def test_an_edited_handler_runs_its_new_code_in_fresh_workers(
-    tmp_path: Path, project: Path, task: Callable[..., TaskUnit]
+    stores: Stores, project: Path, task: Callable[..., TaskUnit]
 ) -> None:
     module = project / "versioned.py"
     module.write_text(VERSION_1)
@@ -35,7 +35,7 @@ def test_an_edited_handler_runs_its_new_code_in_fresh_workers(
         return replace(task("answer", hash=version, concurrency=2), handler="versioned:answer")
 
     async def scenario() -> None:
-        async with running(tmp_path / "runs.db", [unit("v1")]) as runner:
+        async with running(stores, [unit("v1")]) as runner:
             first = await finished(runner, (await runner.submit("answer", {})).run)
             assert first.outputs == "old"
             in_flight = (await runner.submit("answer", {"wait": 1.0})).run

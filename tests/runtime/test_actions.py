@@ -2,10 +2,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fastapi import Request, Response
 
 from engine.runtime import ConfigError
-from engine.runtime import app as rt
+from engine.runtime import app as runtime
 from engine.runtime.app import Respond, Run
+from tests.runtime import declare as rt
 from tests.runtime.conftest import RunAPI, TestClient, free_port
 
 
@@ -35,9 +37,17 @@ def test_run_starts_and_answers_202(
     assert run["inputs"] == {"x": 1}
 
 
-def test_inputs_expressions(make_client: Callable[..., TestClient], run_api: RunAPI) -> None:
-    run = Run(task="add-one", inputs={"x": "${{ query.n }}", "who": "${{ path.name }}"})
-    make_client(run, query={"n": {"type": "integer"}}).post("/run/ada?n=4")
+def test_inputs_expressions(run_api: RunAPI) -> None:
+    """Expressions see the values FastAPI validated: `n` is an integer."""
+    app = rt.create_app(project="shop", name="api")
+    start = runtime.run(app, "add-one", inputs={"x": "${{ query.n }}", "who": "${{ path.name }}"})
+
+    @app.post("/run/{name}")
+    async def post_run(request: Request, name: str, n: int) -> Response:
+        return await start(request, path={"name": name}, query={"n": n})
+
+    with TestClient(app) as client:
+        client.post("/run/ada?n=4")
     assert run_api.started("add-one")[0]["inputs"] == {"x": 4, "who": "ada"}
 
 

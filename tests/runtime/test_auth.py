@@ -5,8 +5,8 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from engine.runtime import ConfigError
-from engine.runtime import app as rt
 from engine.runtime.app import ApiKey, Bearer, Respond
+from tests.runtime import declare as rt
 from tests.runtime.conftest import TestClient
 
 BEARER = Bearer(secret_env="API_TOKEN")

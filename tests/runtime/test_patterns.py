@@ -24,7 +24,7 @@ from tests.runtime.conftest import ProcessServer, RunAPI
 pytestmark = pytest.mark.slow
 
 BACKEND = """
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 from engine.runtime.app import Bearer
 
 
@@ -39,7 +39,7 @@ rt.add_handler_route(app, method="GET", path="/seen", handler=seen,
 
 FRONTEND = """
 import engine.runtime
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 from engine.runtime.app import Bearer
 
 
@@ -126,7 +126,7 @@ def test_runtime_client_has_the_named_endpoint_and_the_credentials(
 
 
 LIMITED = """
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 from engine.runtime.app import RateLimit
 
 
@@ -209,7 +209,7 @@ def test_a_handshake_over_the_app_limit_is_closed_with_1008(limited: ProcessServ
 RUNS = """
 from pydantic import BaseModel
 
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 from engine.runtime.app import Respond, Run
 
 
@@ -316,7 +316,7 @@ def test_clients_that_close_leave_no_traceback_in_the_log(runs: ProcessServer) -
 
 
 SVIX = """
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 from engine.runtime.app import Respond
 
 app = rt.create_app(project="shop", name="svix")

@@ -5,7 +5,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 from tests.runtime.conftest import TestClient, ThreadServer, free_port
 
 

@@ -17,7 +17,10 @@ from tests.runtime.conftest import ProcessServer, RunAPI
 pytestmark = pytest.mark.slow
 
 SOURCE = """
-from engine.runtime import app as rt
+from fastapi import Request, Response
+
+from tests.runtime import declare as rt
+from engine.runtime import app as runtime
 from engine.runtime.app import ApiKey, Bearer, Run
 
 
@@ -26,7 +29,14 @@ def add_one(x: int) -> dict:
 
 
 app = rt.create_app(project="shop", name="real")
-rt.add_handler_route(app, method="GET", path="/", handler=add_one, query={"x": {"type": "integer"}})
+GET_ROOT = runtime.handler(add_one)
+
+
+@app.get("/")  # as a generated module declares it
+async def get_root(request: Request, x: int) -> Response:
+    return await GET_ROOT(request, query={"x": x})
+
+
 rt.add_run_route(app, method="POST", path="/run", run=Run(task="add-one", wait=True))
 rt.add_webhook(app, path="/gh", provider="github", secret_envs=("GH_SECRET",),
                events={"push": Run(task="add-one", inputs={"x": 1})}, max_body=1000)

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from engine.runtime import ConfigError
-from engine.runtime import app as rt
 from engine.runtime.app import Respond
+from tests.runtime import declare as rt
 from tests.runtime.conftest import TestClient
 
 

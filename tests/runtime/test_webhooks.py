@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from engine.runtime import app as rt
 from engine.runtime.app import Respond, Run
+from tests.runtime import declare as rt
 from tests.runtime.conftest import REPO, RunAPI, TestClient
 
 FIXTURES = sorted((REPO / "tests/fixtures/github").glob("*.json"))

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from engine.runtime import app as rt
 from engine.runtime.websockets import PING, PONG
+from tests.runtime import declare as rt
 from tests.runtime.conftest import RunAPI, TestClient
 
 COUNTER = {"n": 0}

@@ -25,7 +25,7 @@ from tests.runtime.conftest import (  # noqa: F401 (fixtures)
 SECRET = "hung-handler-secret"
 SOURCE = """
 import os, time
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 from engine.runtime.app import Run
 
 RELEASE = os.environ["RELEASE_FILE"]

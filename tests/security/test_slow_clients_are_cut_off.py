@@ -19,7 +19,7 @@ from tests.e2e.conftest import wait_for
 from tests.runtime.conftest import ProcessServer, process_server  # noqa: F401 (fixture)
 
 SOURCE = """
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 from engine.runtime.app import Respond
 
 app = rt.create_app(project="p", name="slow")

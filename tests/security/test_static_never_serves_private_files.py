@@ -18,7 +18,7 @@ from tests.runtime.conftest import ProcessServer, process_server  # noqa: F401 (
 from tests.security.conftest import WHSEC, spec_folder
 
 SERVE_PROJECT_ROOT = """
-from engine.runtime import app as rt
+from tests.runtime import declare as rt
 
 app = rt.create_app(project="p", name="site")
 rt.add_static(app, path="/", directory=".", private=("spec.yaml", "keys/gh.txt"))

@@ -41,7 +41,7 @@ from engine.runs.store import new_run_id
 
 __all__ = ["SCHEMA_VERSION", "PostgresRunStore", "RunStoreError", "redact"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this engine writes; `engine_schema.version` of a database it has migrated."""
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -74,6 +74,8 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX run_keys_expiry ON run_keys (expires_at);
     """,
+    # 1 -> 2: the request id of the request that started a run.
+    "ALTER TABLE runs ADD COLUMN request_id text;",
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -83,7 +85,7 @@ _RUNNER_LOCK = 0x656E67696E65_02
 
 _COLUMNS = (
     "id, task, status, inputs, outputs, error, attempts, max_attempts,"
-    " created_at, started_at, finished_at, log_path, handle"
+    " created_at, started_at, finished_at, log_path, handle, request_id"
 )
 _KEY_SWEEP_EVERY = 60.0  # seconds between deletions of expired idempotency keys
 # Expired keys, deleted on their own (not in a batch's transaction), skipping any a batch
@@ -93,6 +95,10 @@ _SWEEP = (
     " WHERE expires_at <= %s FOR UPDATE SKIP LOCKED)"
 )
 _CONNECT_TIMEOUT = 5  # seconds (libpq's connect_timeout)
+MAX_CONNECTIONS = 10
+"""The pool's size. Each commit holds its connection until the server has flushed it, so
+runs in flight beyond the pool wait for one: with 8 runs in flight the runs benchmark went
+from ~190 runs/s on 4 connections to ~310 on 16 (one control plane per store)."""
 
 
 class RunStoreError(StateError):
@@ -113,7 +119,7 @@ def redact(url: str) -> str:
 
 def _run(row: TupleRow) -> Run:
     (id_, task, status, inputs, outputs, error, attempts, max_attempts, *rest) = row
-    created_at, started_at, finished_at, log_path, handle = rest
+    created_at, started_at, finished_at, log_path, handle, request_id = rest
     return Run(
         id=id_,
         task=task,
@@ -128,6 +134,7 @@ def _run(row: TupleRow) -> Run:
         finished_at=finished_at,
         log_path=log_path,
         handle=handle,
+        request_id=request_id,
     )
 
 
@@ -146,6 +153,7 @@ def _queued(item: NewRun, run_id: str, now: float, logs_dir: Path | None) -> Run
         started_at=None,
         finished_at=None,
         log_path=log,
+        request_id=item.request_id,
     )
 
 
@@ -162,7 +170,9 @@ class PostgresRunStore:
     opens it at once, so that a bad URL fails where it is given. Raises RunStoreError.
     """
 
-    def __init__(self, url: str, *, password: str | None = None, max_connections: int = 4) -> None:
+    def __init__(
+        self, url: str, *, password: str | None = None, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
         self.url = url
         self._password = password
         self._max_connections = max_connections
@@ -176,7 +186,7 @@ class PostgresRunStore:
 
     @classmethod
     async def connect(
-        cls, url: str, *, password: str | None = None, max_connections: int = 4
+        cls, url: str, *, password: str | None = None, max_connections: int = MAX_CONNECTIONS
     ) -> PostgresRunStore:
         """A store over `url`, opened."""
         store = cls(url, password=password, max_connections=max_connections)
@@ -272,9 +282,9 @@ class PostgresRunStore:
                 async with conn.cursor() as cursor:
                     await cursor.executemany(
                         "INSERT INTO runs (id, task, status, inputs, max_attempts, created_at,"
-                        " log_path) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        " log_path, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                         [(r.id, r.task, r.status.value, json.dumps(r.inputs), r.max_attempts,
-                          now, r.log_path) for r in fresh],
+                          now, r.log_path, r.request_id) for r in fresh],
                     )  # fmt: skip
         return results
 
@@ -285,12 +295,12 @@ class PostgresRunStore:
         pool = self._pool or await self.open()
         async with pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             await cursor.executemany(
-                f"INSERT INTO runs ({_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})"
+                f"INSERT INTO runs ({_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})"
                 " ON CONFLICT (id) DO NOTHING",
                 [
                     (r.id, r.task, r.status.value, json.dumps(r.inputs), _json(r.outputs),
                      r.error, r.attempts, r.max_attempts, r.created_at, r.started_at,
-                     r.finished_at, r.log_path, r.handle)
+                     r.finished_at, r.log_path, r.handle, r.request_id)
                     for r in runs
                 ],
             )  # fmt: skip

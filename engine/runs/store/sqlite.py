@@ -16,7 +16,8 @@ Idempotency keys live in `run_keys` (`(task, key)` unique) with an expiry: withi
 submission with the same key gets the first run back.
 
 Schema versions (`PRAGMA user_version`): 0 the first release (runs only), 1 adds
-`runs.handle` and `run_keys`. Opening an older file migrates it in place.
+`runs.handle` and `run_keys`, 2 `runs.request_id`. Opening an older file migrates it in
+place.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 from engine.errors import UsageError
 from engine.runs.store import FINAL, Created, NewRun, Run, RunStatus, new_run_id
 
-VERSION = 1
+VERSION = 2
 
 _RUNS = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -65,16 +66,18 @@ CREATE TABLE run_keys (
     PRIMARY KEY (task, key)
 );
 """,
+    2: "ALTER TABLE runs ADD COLUMN request_id TEXT;",
 }
 
 _COLUMNS = (
     "id, task, status, inputs, outputs, error, attempts, max_attempts,"
-    " created_at, started_at, finished_at, log_path, handle"
+    " created_at, started_at, finished_at, log_path, handle, request_id"
 )
 
 
 def _run(row: tuple[Any, ...]) -> Run:
-    (id_, task, status, inputs, outputs, error, attempts, max_attempts, *times, log, handle) = row
+    (id_, task, status, inputs, outputs, error, attempts, max_attempts, *rest) = row
+    *times, log, handle, request = rest
     return Run(
         id=id_,
         task=task,
@@ -89,6 +92,7 @@ def _run(row: tuple[Any, ...]) -> Run:
         finished_at=times[2],
         log_path=log,
         handle=handle,
+        request_id=request,
     )
 
 
@@ -146,9 +150,9 @@ class SQLiteRunStore:
                 inputs = dict(item.inputs)
                 db.execute(
                     "INSERT INTO runs (id, task, status, inputs, max_attempts, created_at,"
-                    " log_path) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " log_path, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id, item.task, RunStatus.QUEUED, json.dumps(inputs), item.max_attempts,
-                     now, log),
+                     now, log, item.request_id),
                 )  # fmt: skip
                 if item.key is not None:
                     expires = None if item.key_ttl is None else now + item.key_ttl
@@ -157,7 +161,8 @@ class SQLiteRunStore:
                         (item.task, item.key, run_id, expires),
                     )
                 run = Run(run_id, item.task, RunStatus.QUEUED, inputs, None, None, 0,
-                          item.max_attempts, now, None, None, log)  # fmt: skip
+                          item.max_attempts, now, None, None, log,
+                          request_id=item.request_id)  # fmt: skip
                 created.append(Created(run))
         return created
 
