@@ -83,7 +83,7 @@ def test_jinja2_is_imported_only_once_an_expression_is_compiled() -> None:
         "from engine.runtime import app as rt\n"
         "from engine.runtime.expressions import compile_value\n"
         "app = rt.create_app(project='p', name='a')\n"
-        "rt.add_respond_route(app, method='GET', path='/', respond=rt.Respond(200, {'a': 1}))\n"
+        "answer = rt.respond(app, 200, {'a': 1})\n"
         "assert 'jinja2' not in sys.modules, 'imported without an expression'\n"
         "assert compile_value('${{ body.x }}')({'body': {'x': 2}}) == 2\n"
         "assert 'jinja2' in sys.modules\n"
