@@ -90,16 +90,29 @@ class Dashboard:
 
     async def stop_job(self, submission_id: str) -> None:
         """Ask the job to stop (SIGTERM, then SIGKILL after Ray's grace period)."""
-        await self._call("POST", f"/api/jobs/{submission_id}/stop", ok=(200, 404))
+        await self._job_call("POST", f"/api/jobs/{submission_id}/stop")
 
     async def delete_job(self, submission_id: str) -> None:
         """Forget a finished job (its record and logs)."""
-        await self._call("DELETE", f"/api/jobs/{submission_id}", ok=(200, 400, 404))
+        await self._job_call("DELETE", f"/api/jobs/{submission_id}", ok=(200, 400))
+
+    async def _job_call(
+        self, method: str, path: str, ok: tuple[int, ...] = (200,)
+    ) -> httpx.Response | None:
+        """A call about one job; None if the job does not exist. Ray answers that with 404,
+        or, when the job went between the head's lookup and its agent's (another control
+        plane's purge, or this one's own wait, deleting it), with a 500 saying so."""
+        response = await self._call(method, path, ok=(*ok, 404, 500))
+        if response.status_code != 500:
+            return None if response.status_code == 404 else response
+        if "does not exist" in response.text:
+            return None
+        raise RayError(f"{method} {path} answered 500: {response.text.strip()[-2000:]}")
 
     async def job_logs(self, submission_id: str) -> str:
-        """The job's whole log (stdout and stderr of its entrypoint)."""
-        response = await self._call("GET", f"/api/jobs/{submission_id}/logs", ok=(200, 404))
-        return "" if response.status_code == 404 else str(response.json().get("logs", ""))
+        """The job's whole log (stdout and stderr of its entrypoint); empty once it is gone."""
+        response = await self._job_call("GET", f"/api/jobs/{submission_id}/logs")
+        return "" if response is None else str(response.json().get("logs", ""))
 
     # Logs of actors (Serve replicas)
 
