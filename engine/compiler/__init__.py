@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 
 from engine.compiler.model import build_module
-from engine.compiler.sources import hash_files, local_sources
+from engine.compiler.sources import Sources
 from engine.errors import EngineError
 from engine.gcpause import gc_paused
 from engine.layout import private_dir
@@ -74,9 +74,12 @@ def _environment(templates: Path | None) -> jinja2.Environment:
     )
 
 
-def render_app(spec: Spec, app: App, templates: Path | None = None) -> str:
-    """The generated module of `app`, checked to parse."""
-    module = build_module(spec, app)
+def render_app(
+    spec: Spec, app: App, templates: Path | None = None, sources: Sources | None = None
+) -> str:
+    """The generated module of `app`, checked to parse; `sources` shares file lookups
+    between the apps of one compilation."""
+    module = build_module(spec, app, sources or Sources(spec.root))
     source = _template(templates).render(m=module)
     try:
         ast.parse(source, filename=f"{app.name}/{MODULE_NAME}.py")
@@ -113,8 +116,10 @@ def _includes(value: App | Task) -> tuple[str, ...]:
     return value.include
 
 
-def _artifact(spec: Spec, value: App | Task, kind: str, source: str | None) -> Artifact:
-    files = local_sources(spec.root, _handler_modules(value), _includes(value))
+def _artifact(
+    spec: Spec, sources: Sources, value: App | Task, kind: str, source: str | None
+) -> Artifact:
+    files = sources.local_sources(_handler_modules(value), _includes(value))
     # Every header names the spec's sha256: leave it out, or editing one app restarts all.
     module = (source or "").replace(spec.sha256, "")
     relative = tuple(str(f.relative_to(spec.root)) for f in files)
@@ -122,7 +127,7 @@ def _artifact(spec: Spec, value: App | Task, kind: str, source: str | None) -> A
     if source is not None:
         parts["module"] = _sha(module)
     for name, file in zip(relative, files, strict=True):
-        parts[f"file {name}"] = hash_files(spec.root, [file])
+        parts[f"file {name}"] = sources.hash_files([file])
     digest = hashlib.sha256()
     for name, part in parts.items():
         digest.update(f"{name}\0{part}\0".encode())
@@ -131,14 +136,21 @@ def _artifact(spec: Spec, value: App | Task, kind: str, source: str | None) -> A
 
 def compile_spec(spec: Spec, templates: Path | None = None) -> Build:
     """Render every app's module and hash every app and task; writes nothing."""
+    sources = Sources(spec.root)
     with gc_paused():
         apps = {
             name: _artifact(
-                spec, app, "app", render_app(spec, app, templates) if app.generated else None
+                spec,
+                sources,
+                app,
+                "app",
+                render_app(spec, app, templates, sources) if app.generated else None,
             )
             for name, app in sorted(spec.apps.items())
         }
-        tasks = {n: _artifact(spec, t, "task", None) for n, t in sorted(spec.tasks.items())}
+        tasks = {
+            n: _artifact(spec, sources, t, "task", None) for n, t in sorted(spec.tasks.items())
+        }
     return Build(spec, apps, tasks)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from engine.compiler.layout import Block, call, identifier, model_source, statement
 from engine.compiler.literals import Code, Construct
 from engine.compiler.pydantic_types import Types, python_name, unique
+from engine.compiler.sources import Sources
 from engine.runs.inputs import input_schema
 from engine.spec.model import (
     Action,
@@ -44,9 +45,10 @@ class Import:
 class ModuleBuilder:
     """Collects imports, names and blocks for one app."""
 
-    def __init__(self, spec: Spec, app: App) -> None:
+    def __init__(self, spec: Spec, app: App, sources: Sources) -> None:
         self.spec = spec
         self.app = app
+        self.sources = sources
         self.imports: dict[str, Import] = {}
         # Names the module imports or defines itself, which nothing generated may take.
         self.taken: set[str] = {"app", "rt", "request", "websocket", *_IMPORTABLE}

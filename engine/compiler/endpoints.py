@@ -9,7 +9,6 @@ from engine.compiler.builder import ModuleBuilder
 from engine.compiler.layout import Block, Param, call, function, statement
 from engine.compiler.literals import Code, Construct, Subscript
 from engine.compiler.pydantic_types import python_name, unique
-from engine.compiler.sources import handler_signature
 from engine.runs.inputs import input_schema
 from engine.spec.model import (
     DEDUPE_WINDOW,
@@ -60,7 +59,7 @@ def add_route(b: ModuleBuilder, route: Route) -> None:
     # What the endpoint does, built once.
     if isinstance(action, HandlerAction):
         made = call("rt.handler", b.function(action))
-        signature = handler_signature(b.spec.root, action.module, action.function)
+        signature = b.sources.handler_signature(action.module, action.function)
         if signature.doc:  # the handler's own words, as FastAPI shows a function's docstring
             decorator["description"] = signature.doc
     elif isinstance(action, RespondAction):
@@ -173,7 +172,7 @@ def _body(b: ModuleBuilder, route: Route, errors: set[int], used: set[str]) -> P
         return Param(name, annotation)
     action = route.action
     if isinstance(action, HandlerAction) and route.body is None:
-        model = handler_signature(b.spec.root, action.module, action.function).body_model
+        model = b.sources.handler_signature(action.module, action.function).body_model
         if model is not None:  # the handler's own model: FastAPI validates into it
             alias = b.function(HandlerAction(action.module, model))
             return Param(name, alias)

@@ -14,6 +14,7 @@ from engine.compiler.builder import Import, ModuleBuilder, import_lines
 from engine.compiler.endpoints import add_route, add_webhook, add_websocket
 from engine.compiler.layout import Block, call, statement
 from engine.compiler.literals import Construct
+from engine.compiler.sources import Sources
 from engine.spec.model import App, Spec
 
 
@@ -36,9 +37,9 @@ class AppModule:
         return text.replace("\\", "\\\\").replace('"', "\\x22")
 
 
-def build_module(spec: Spec, app: App) -> AppModule:
+def build_module(spec: Spec, app: App, sources: Sources) -> AppModule:
     """The render model of `app`'s generated module."""
-    b = ModuleBuilder(spec, app)
+    b = ModuleBuilder(spec, app, sources)
     b.blocks.append(Block(statement("app = ", _create(b, spec, app))))
     for route in app.routes:
         add_route(b, route)

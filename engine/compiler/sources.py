@@ -14,15 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def module_file(root: Path, module: str) -> Path | None:
-    """The file under `root` that `import module` would load, if it is local."""
-    base = root.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _imported_modules(file: Path, root: Path) -> frozenset[str]:
     try:
         stat = file.stat()
@@ -65,18 +56,6 @@ class Signature:
     body_model: str | None = None
 
 
-def handler_signature(root: Path, module: str, function: str) -> Signature:
-    """The Signature of top-level `function` in local `module` (empty if not found)."""
-    file = module_file(root, module)
-    if file is None:
-        return Signature()
-    try:
-        stat = file.stat()
-    except OSError:
-        return Signature()
-    return _signatures(file, stat.st_mtime_ns, stat.st_size).get(function, Signature())
-
-
 @functools.lru_cache(maxsize=1024)
 def _signatures(file: Path, mtime_ns: int, size: int) -> dict[str, Signature]:
     """Function name -> Signature of `file`'s top-level functions; cached like imports."""
@@ -105,28 +84,65 @@ def _is_base_model(base: ast.expr) -> bool:
     return name == "BaseModel"
 
 
-def local_sources(root: Path, modules: Iterable[str], include: Iterable[str] = ()) -> list[Path]:
-    """Every local file reached from `modules`, plus the `include` globs, sorted."""
-    seen: set[Path] = set()
-    pending = list(modules)
-    while pending:
-        module = pending.pop()
-        parts = module.split(".")
-        # `import a.b.c` also runs a/__init__.py and a/b/__init__.py.
-        for depth in range(1, len(parts) + 1):
-            file = module_file(root, ".".join(parts[:depth]))
-            if file is not None and file not in seen:
-                seen.add(file)
-                pending.extend(_imported_modules(file, root))
-    for pattern in include:
-        seen.update(p for p in root.glob(pattern) if p.is_file())
-    return sorted(seen)
+class Sources:
+    """The local files of one spec's apps and tasks, looked up for one compilation: each
+    module's file, each handler's Signature and each file's digest once, however many apps
+    share them (1,000 apps naming one handler module look it up once, not 5,000 times).
+    Make a new one for each compilation, so that edited files are seen."""
 
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: dict[str, Path | None] = {}
+        self._signatures: dict[tuple[str, str], Signature] = {}
+        self._digests: dict[Path, bytes] = {}
 
-def hash_files(root: Path, files: Iterable[Path]) -> str:
-    """sha256 over each file's path (relative to `root`) and bytes."""
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(str(file.relative_to(root)).encode() + b"\0")
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
+    def module_file(self, module: str) -> Path | None:
+        """The file under the root that `import module` would load, if it is local."""
+        if module not in self._files:
+            base = self.root.joinpath(*module.split("."))
+            candidates = (base.with_suffix(".py"), base / "__init__.py")
+            self._files[module] = next((c for c in candidates if c.is_file()), None)
+        return self._files[module]
+
+    def handler_signature(self, module: str, function: str) -> Signature:
+        """The Signature of top-level `function` in local `module` (empty if not found)."""
+        key = (module, function)
+        if key not in self._signatures:
+            file = self.module_file(module)
+            found: dict[str, Signature] = {}
+            if file is not None:
+                try:
+                    stat = file.stat()
+                except OSError:
+                    pass
+                else:
+                    found = _signatures(file, stat.st_mtime_ns, stat.st_size)
+            self._signatures[key] = found.get(function, Signature())
+        return self._signatures[key]
+
+    def local_sources(self, modules: Iterable[str], include: Iterable[str] = ()) -> list[Path]:
+        """Every local file reached from `modules`, plus the `include` globs, sorted."""
+        seen: set[Path] = set()
+        pending = list(modules)
+        while pending:
+            module = pending.pop()
+            parts = module.split(".")
+            # `import a.b.c` also runs a/__init__.py and a/b/__init__.py.
+            for depth in range(1, len(parts) + 1):
+                file = self.module_file(".".join(parts[:depth]))
+                if file is not None and file not in seen:
+                    seen.add(file)
+                    pending.extend(_imported_modules(file, self.root))
+        for pattern in include:
+            seen.update(p for p in self.root.glob(pattern) if p.is_file())
+        return sorted(seen)
+
+    def hash_files(self, files: Iterable[Path]) -> str:
+        """sha256 over each file's path (relative to the root) and bytes."""
+        digest = hashlib.sha256()
+        for file in files:
+            if file not in self._digests:
+                self._digests[file] = hashlib.sha256(file.read_bytes()).digest()
+            digest.update(str(file.relative_to(self.root)).encode() + b"\0")
+            digest.update(self._digests[file])
+        return digest.hexdigest()
