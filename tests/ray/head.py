@@ -28,6 +28,8 @@ import httpx
 from engine.backends.local.procs import pick_free_port
 
 WORKER_RANGE = range(10002, 20000)
+WORKER_PORTS = 40
+"""How many ports a head's workers get, above the lowest."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,15 @@ def free_port(taken: set[int]) -> int:
             return port
 
 
+def worker_ports(taken: set[int], count: int = WORKER_PORTS) -> int:
+    """The first of `count` consecutive ports none of which is in `taken` (Ray refuses to
+    start when its worker range holds a port given to another of its components)."""
+    while True:
+        low = free_port(taken)
+        if not any(port in taken for port in range(low + 1, low + count + 1)):
+            return low
+
+
 def ray_executable() -> str:
     """The `ray` script of this interpreter's environment."""
     return str(Path(sys.executable).with_name("ray"))
@@ -93,7 +104,7 @@ def start_head(temp_dir: Path, num_cpus: int = 2) -> tuple[subprocess.Popen[byte
         )
     }
     serve_port = free_port(taken)
-    low = free_port(taken)
+    low = worker_ports(taken)
     token = secrets.token_hex(16)
     env = {
         **os.environ,
@@ -106,7 +117,7 @@ def start_head(temp_dir: Path, num_cpus: int = 2) -> tuple[subprocess.Popen[byte
     argv = [ray_executable(), "start", "--head", "--block", "--disable-usage-stats"]
     argv += [f"--{name}={port}" for name, port in ports.items()]
     # Workers get ports of their own, out of the default range other heads use.
-    argv += [f"--min-worker-port={low}", f"--max-worker-port={low + 40}"]
+    argv += [f"--min-worker-port={low}", f"--max-worker-port={low + WORKER_PORTS}"]
     argv += [f"--num-cpus={num_cpus}", "--object-store-memory=300000000"]
     argv += ["--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1"]
     argv += [f"--temp-dir={temp_dir}"]
