@@ -32,7 +32,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -241,7 +240,7 @@ def make_console_router(
     async def log_of(name: str) -> str:
         try:
             return await app_log(name)
-        except _log_errors() as exc:  # a cluster's API may be away
+        except (EngineError, OSError) as exc:  # a backend's log API may be away
             return f"(the log cannot be read now: {exc})"
 
     @router.get("/apps/{name}.json", name="console_app_json")
@@ -574,13 +573,3 @@ def format_duration(seconds: float) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
-
-
-def _log_errors() -> tuple[type[Exception], ...]:
-    """What reading an app's log may fail with: ours, the system's, and httpx's when a
-    backend has imported it (a cluster's log API is read with it).
-
-    httpx is not imported here: the local target never needs it, and it brought 1.6 MiB (its
-    CLI's rich and pygments) into the control plane's idle memory (docs/performance.md)."""
-    httpx = sys.modules.get("httpx")
-    return (EngineError, OSError, *((httpx.HTTPError,) if httpx is not None else ()))

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from engine.backends.ray.dashboard import RayError
 from engine.load import check_spec
 from engine.runs.api import run_json
 from engine.runs.store import NewRun, Run, RunStatus
@@ -576,7 +577,8 @@ def test_a_failing_app_shows_why_and_its_state_in_words(
 def test_a_log_api_that_is_away_leaves_the_app_page_readable(
     client: httpx.Client, app_logs: dict[str, Any]
 ) -> None:
-    app_logs["api"] = httpx.ConnectError("connection refused")
+    # A backend wraps its transport's errors (httpx's, urllib3's) in an EngineError.
+    app_logs["api"] = RayError("connection refused")
 
     html = client.get("/apps/api").text
 
