@@ -86,15 +86,16 @@ def _is_base_model(base: ast.expr) -> bool:
 
 class Sources:
     """The local files of one spec's apps and tasks, looked up for one compilation: each
-    module's file, each handler's Signature and each file's digest once, however many apps
-    share them (1,000 apps naming one handler module look it up once, not 5,000 times).
-    Make a new one for each compilation, so that edited files are seen."""
+    module's file and imports, each handler's Signature and each file's digest once,
+    however many apps share them (1,000 apps naming one handler module look it up once,
+    not 5,000 times). Make a new one for each compilation, so that edited files are seen."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._files: dict[str, Path | None] = {}
         self._signatures: dict[tuple[str, str], Signature] = {}
         self._digests: dict[Path, bytes] = {}
+        self._imports: dict[Path, frozenset[str]] = {}
 
     def module_file(self, module: str) -> Path | None:
         """The file under the root that `import module` would load, if it is local."""
@@ -132,7 +133,9 @@ class Sources:
                 file = self.module_file(".".join(parts[:depth]))
                 if file is not None and file not in seen:
                     seen.add(file)
-                    pending.extend(_imported_modules(file, self.root))
+                    if file not in self._imports:
+                        self._imports[file] = _imported_modules(file, self.root)
+                    pending.extend(self._imports[file])
         for pattern in include:
             seen.update(p for p in self.root.glob(pattern) if p.is_file())
         return sorted(seen)
