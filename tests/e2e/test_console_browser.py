@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import needs_chromium
-from tests.e2e.conftest import EngineProject, base_env
+from tests.e2e.conftest import EngineProject, ProjectFactory
 from tests.e2e.helpers import REPO, RunApi, client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, needs_chromium]
@@ -94,17 +94,11 @@ def slow(seconds: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProject]:
-    """The project, applied once; destroyed (and every pid it had checked) at the end."""
-    project = EngineProject(tmp_path_factory.mktemp("console"), base_env())
-    project.write({"spec.yaml": SPEC, "handlers.py": HANDLERS, "tasks.py": TASKS})
-    try:
-        project.ok("apply", "spec.yaml", "--timeout", "60")
-        yield project
-    finally:
-        leftovers = project.teardown()
-    if leftovers:
-        pytest.fail(f"{project.root}: still running after destroy: pids {leftovers}")
+def project(shared_engine_project: ProjectFactory) -> EngineProject:
+    """The project, applied once; the factory destroys it (checking every pid) at the end."""
+    project = shared_engine_project({"spec.yaml": SPEC, "handlers.py": HANDLERS, "tasks.py": TASKS})
+    project.ok("apply", "spec.yaml", "--timeout", "60")
+    return project
 
 
 @pytest.fixture(scope="module")
