@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -9,10 +10,16 @@ import pytest
 
 from engine.errors import UsageError
 from engine.runs.api import run_json
-from engine.runs.store import NewRun, Run, RunStatus, open_store
+from engine.runs.store import NewRun, Run, RunStatus, new_run_id, open_store
 from engine.runs.store.sqlite import VERSION, SQLiteRunStore
 
 Scenario = Callable[[SQLiteRunStore], Awaitable[None]]
+
+
+def test_run_ids_are_letters_and_digits_so_no_command_line_reads_one_as_an_option() -> None:
+    ids = {new_run_id() for _ in range(10_000)}  # one token_urlsafe id in 32 began with "-"
+    assert len(ids) == 10_000
+    assert all(re.fullmatch(r"[A-Za-z0-9]{12}", i) for i in ids)
 
 
 def within(path: Path, scenario: Scenario) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import secrets
+import string
 from pathlib import Path
 
 from engine.backends.base import FINAL, Created, NewRun, Run, RunStatus, RunStore
@@ -20,9 +21,16 @@ from engine.errors import UsageError
 __all__ = ["FINAL", "Created", "NewRun", "Run", "RunStatus", "RunStore", "new_run_id", "open_store"]
 
 
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
 def new_run_id() -> str:
-    """A short, URL-safe, unguessable run id (12 characters)."""
-    return secrets.token_urlsafe(9)
+    """A short, unguessable run id: 12 letters and digits (71 bits).
+
+    No `-` or `_`: an id that began with `-` would read as an option on a command line
+    (`engine run-logs -g99…`), and `token_urlsafe` makes one in 32.
+    """
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
 
 
 def open_store(url: str, path: Path, password: str | None = None) -> RunStore:
