@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     def spread(times: list[float]) -> str:
         ms = sorted(t * 1000 for t in times)
-        return f"{ms[0]:.1f}-{ms[-1]:.1f} (p25 {ms[len(ms) // 4]:.1f}, p75 {ms[3 * len(ms) // 4]:.1f})"
+        quarter, three = ms[len(ms) // 4], ms[3 * len(ms) // 4]
+        return f"{ms[0]:.1f}-{ms[-1]:.1f} (p25 {quarter:.1f}, p75 {three:.1f})"
 
     rows = [
         ("engine (broadcast pattern, as served)", f"{ours_ms:.1f} ms", spread(ours.times)),
