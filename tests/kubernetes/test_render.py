@@ -321,6 +321,9 @@ def test_a_tasks_minted_credential_is_a_secret_key_ref_and_only_in_its_secret() 
     assert json.loads(env["ENGINE_CREDENTIALS"]["value"]) == {
         "backend": {"kind": "bearer", "header": "Authorization", "env": "ENGINE_CREDENTIAL_BACKEND"}
     }
+    # The task's bundle names the Secret it uses, so pruning keeps it while the task exists.
+    bundle = yaml.safe_load(next(d for f, d in files.items() if f.startswith("configmap-task")))
+    assert name in bundle["metadata"]["annotations"][n.SECRETS].split(",")
     forms = [minted.encode(), base64.b64encode(minted.encode())]
     for file, data in files.items():
         if file != f"secret-{name}.yaml":
