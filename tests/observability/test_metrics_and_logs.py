@@ -143,6 +143,18 @@ def test_log_lines_carry_a_timestamp(project: EngineProject, urls: dict[str, str
     assert lines and all(stamped.match(line) for line in lines), lines[:5]
 
 
+def test_health_probes_stay_out_of_every_workers_access_log(
+    project: EngineProject, urls: dict[str, str]
+) -> None:
+    with httpx.Client(trust_env=False) as client:  # new connections: both of front's workers
+        for _ in range(6):
+            assert client.get(f"{urls['front']}/health", headers={"Connection": "close"}).is_success
+        client.get(f"{urls['front']}/api/items/1", headers={"X-Request-ID": "after-probes"})
+    log = log_of(project, "front")
+    assert re.search(r'"GET /api/items/1" 200 [\d.]+ms id=after-probes\n', log), log[-2000:]
+    assert '"GET /health"' not in log, log[-2000:]
+
+
 def sign(body: bytes) -> str:
     return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
