@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -141,6 +142,24 @@ def test_log_lines_carry_a_timestamp(project: EngineProject, urls: dict[str, str
     lines = [line for line in log_of(project, "back").splitlines() if line.strip()]
     stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
     assert lines and all(stamped.match(line) for line in lines), lines[:5]
+
+
+def test_health_probes_stay_out_of_every_workers_access_log(
+    project: EngineProject, urls: dict[str, str]
+) -> None:
+    with httpx.Client(trust_env=False) as client:  # new connections: both of front's workers
+        for _ in range(6):
+            assert client.get(f"{urls['front']}/health", headers={"Connection": "close"}).is_success
+        client.get(f"{urls['front']}/api/items/1", headers={"X-Request-ID": "after-probes"})
+    line = re.compile(r'"GET /api/items/1" 200 [\d.]+ms id=after-probes\n')
+    log = log_of(project, "front")
+    for _ in range(100):  # a worker writes its access line after it answered
+        if line.search(log):
+            break
+        time.sleep(0.1)
+        log = log_of(project, "front")
+    assert line.search(log), log[-2000:]
+    assert '"GET /health"' not in log, log[-2000:]
 
 
 def sign(body: bytes) -> str:
