@@ -69,11 +69,11 @@ def credential_secret(caller: str, credential: Credential, kind: Caller = "app")
     name has but a Kubernetes object name may; a task's has one part more
     (`credential.task.<task>.<app>`), since names have no dots. Names that would pass 63
     characters (a label value's limit) are shortened to a digest of the pair."""
-    pair = f"{caller}.{credential.app}" if kind == "app" else f"task.{caller}.{credential.app}"
-    if len(name := f"credential.{pair}") <= 63:
+    pair = (caller, credential.app) if kind == "app" else ("task", caller, credential.app)
+    name = "credential." + ".".join(pair)
+    if len(name) <= 63:
         return name
-    key = f"{caller}\0{credential.app}" if kind == "app" else f"task\0{caller}\0{credential.app}"
-    return "credential." + hashlib.sha256(key.encode()).hexdigest()[:32]
+    return "credential." + hashlib.sha256("\0".join(pair).encode()).hexdigest()[:32]
 
 
 def _credential_grants(caller: App | Task) -> tuple[SecretGrant, ...]:
