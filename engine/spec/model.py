@@ -263,13 +263,13 @@ class Task:
     credentials: tuple[Credential, ...] = ()
     """Credentials for the apps whose `auth.tasks` list this task."""
 
+    endpoint_env: dict[str, str] = field(default_factory=dict)
+    """Variables named by `depends_on: [{app, env}]`, app -> variable."""
+
     def hashed_grants(self) -> tuple[Grant, ...]:
         """What the task's version depends on among secrets: its grants, and the secrets its
         minted credentials derive from (rotating one gives the task fresh workers)."""
         return self.grants + tuple(Grant(c.secret, c.variable) for c in self.credentials)
-
-    endpoint_env: dict[str, str] = field(default_factory=dict)
-    """Variables named by `depends_on: [{app, env}]`, app -> variable."""
 
 
 @dataclass(frozen=True)
