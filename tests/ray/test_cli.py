@@ -30,6 +30,7 @@ EXAMPLE_SECRETS = {
     "BILLING_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"billing-example-secret").decode(),
     "WEBHOOK_API_KEY": "runner-example-key",
     "CATALOG_TOKEN": "catalog-example-token",
+    "BACKEND_TOKEN": "task-auth-backend-token",  # tests/fixtures/task_auth
 }
 RAY_EXAMPLES = sorted(p.name for p in EXAMPLES.iterdir() if p.name != "browser")
 
@@ -127,6 +128,24 @@ def test_the_console_shows_the_clusters_apps_and_sees_one_go_without_engine_stat
                     break
                 time.sleep(0.5)
             assert f'data-app="{app}"' not in console_rows(console)
+    finally:
+        destroyed = engine(spec.parent, head, "destroy")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+
+
+def test_a_ray_job_calls_an_authenticated_serve_app_with_its_minted_credential(
+    head: Head, tmp_path: Path
+) -> None:
+    spec = copy_project(REPO / "tests" / "fixtures" / "task_auth", tmp_path / "work")
+    with_ray_target(spec, head)
+    try:
+        applied = engine(spec.parent, head, "apply", "spec.yaml")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        orders = f"http://127.0.0.1:{head.serve_port}/backend/orders"
+        assert httpx.get(orders, timeout=10).status_code == 401  # no credential, no orders
+        ran = engine(spec.parent, head, "run", "nightly-report", "--wait")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert json.loads(ran.stdout) == {"count": 3}
     finally:
         destroyed = engine(spec.parent, head, "destroy")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
