@@ -103,6 +103,17 @@ def log_of(project: EngineProject, app: str) -> str:
     return (project.engine_dir / "logs" / f"{app}.log").read_text()
 
 
+def logged(project: EngineProject, app: str, *patterns: str) -> str:
+    """`app`'s log once every regex of `patterns` is in it (within 10 s): a worker writes
+    its access line after it has answered, so the caller may read before it is there."""
+    for _ in range(100):
+        log = log_of(project, app)
+        if all(re.search(p, log) for p in patterns):
+            break
+        time.sleep(0.1)
+    return log
+
+
 def test_app_metrics_count_requests_by_route_template(urls: dict[str, str]) -> None:
     for item in (1, 2, 3):
         assert httpx.get(f"{urls['back']}/items/{item}", trust_env=False).json() == {"id": item}
@@ -132,9 +143,13 @@ def test_workers_metrics_add_up_and_request_ids_cross_the_proxy(
     samples = scrape(urls["front"])
     proxied = value(samples, "engine_http_requests_total", route="/api/items/{item_id}")
     assert proxied == 7
-    back = log_of(project, "back")
-    for rid in [f"trace-{i}" for i in range(6)] + [made]:
-        assert re.search(rf'"GET /items/\d" 200 [\d.]+ms id={rid}\n', back), rid
+    lines = [
+        rf'"GET /items/\d" 200 [\d.]+ms id={rid}\n'
+        for rid in [*(f"trace-{i}" for i in range(6)), made]
+    ]
+    back = logged(project, "back", *lines)
+    for line in lines:
+        assert re.search(line, back), line
 
 
 def test_log_lines_carry_a_timestamp(project: EngineProject, urls: dict[str, str]) -> None:
@@ -151,14 +166,9 @@ def test_health_probes_stay_out_of_every_workers_access_log(
         for _ in range(6):
             assert client.get(f"{urls['front']}/health", headers={"Connection": "close"}).is_success
         client.get(f"{urls['front']}/api/items/1", headers={"X-Request-ID": "after-probes"})
-    line = re.compile(r'"GET /api/items/1" 200 [\d.]+ms id=after-probes\n')
-    log = log_of(project, "front")
-    for _ in range(100):  # a worker writes its access line after it answered
-        if line.search(log):
-            break
-        time.sleep(0.1)
-        log = log_of(project, "front")
-    assert line.search(log), log[-2000:]
+    line = r'"GET /api/items/1" 200 [\d.]+ms id=after-probes\n'
+    log = logged(project, "front", line)
+    assert re.search(line, log), log[-2000:]
     assert '"GET /health"' not in log, log[-2000:]
 
 
