@@ -177,9 +177,11 @@ def changes(
         differ.discard("module")  # the module follows from the config
     for key in sorted(differ):
         what, _, name = key.partition(" ")
+        verb = "added" if key not in old else "removed" if key not in new else "changed"
         if what == "file":
-            verb = "added" if key not in old else "removed" if key not in new else "changed"
             reasons.append(f"{name} {verb}")
+        elif what == "credential":
+            reasons.append(f"credential for {name} {verb}")
         else:
             reasons.append(f"{'generated module' if key == 'module' else key} changed")
     if reasons:
@@ -218,7 +220,7 @@ def make_plan(
     for name in sorted(spec.tasks):
         task = spec.tasks[name]
         parts = dict(build.tasks[name].parts)
-        desired = _desired_hash(build.tasks[name].content_hash, task.grants, hashes)
+        desired = _desired_hash(build.tasks[name].content_hash, task.hashed_grants(), hashes)
         recorded = tasks.get(name)
         deps = task.depends_on
         moved = [d for d in deps if _moves(spec, steps[d], stable_endpoints)]
@@ -228,7 +230,9 @@ def make_plan(
         elif recorded.hash != desired or moved:
             action = "update"
             reasons = (
-                changes(recorded.parts, parts, task.grants) if recorded.hash != desired else []
+                changes(recorded.parts, parts, task.hashed_grants())
+                if recorded.hash != desired
+                else []
             )
             reasons += [f"{d} gets a new endpoint" for d in moved]
         else:
@@ -268,7 +272,7 @@ def _app_step(
         return step("create")
     reasons = []
     if recorded.hash != desired:
-        reasons += changes(recorded.parts, parts, app.all_grants())
+        reasons += changes(recorded.parts, parts, app.hashed_grants())
     if recorded.state not in RUNNING:
         reasons.append(f"not running ({recorded.state})")
     if app.port is not None and recorded.port != app.port:

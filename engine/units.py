@@ -19,7 +19,7 @@ from engine.compiler import Artifact, Build
 from engine.plan import Plan
 from engine.runs.inputs import input_schema
 from engine.runtime import SECRETS_VARIABLE
-from engine.runtime.credentials import CREDENTIALS_VARIABLE, mint
+from engine.runtime.credentials import CREDENTIALS_VARIABLE, Caller, mint
 from engine.spec.model import App, Credential, Grant, Task, env_name
 
 
@@ -63,37 +63,52 @@ def _dependencies(names: tuple[str, ...], named: Mapping[str, str]) -> tuple[Dep
     return tuple(Dependency(name, named.get(name) or endpoint_variable(name)) for name in names)
 
 
-def credential_secret(caller: str, credential: Credential) -> str:
-    """The name of `caller`'s minted credential among the secrets a target holds: one per
-    pair (targets share secrets by name), with dots, which no spec secret name has but a
-    Kubernetes object name may. Names that would pass 63 characters (a label value's
-    limit) are shortened to a digest of the pair."""
-    name = f"credential.{caller}.{credential.app}"
+def credential_secret(caller: str, credential: Credential, kind: Caller = "app") -> str:
+    """The name of app (or task) `caller`'s minted credential among the secrets a target
+    holds: one per pair (targets share secrets by name), with dots, which no spec secret
+    name has but a Kubernetes object name may; a task's has one part more
+    (`credential.task.<task>.<app>`), since names have no dots. Names that would pass 63
+    characters (a label value's limit) are shortened to a digest of the pair."""
+    pair = (caller, credential.app) if kind == "app" else ("task", caller, credential.app)
+    name = "credential." + ".".join(pair)
     if len(name) <= 63:
         return name
-    return "credential." + hashlib.sha256(f"{caller}\0{credential.app}".encode()).hexdigest()[:32]
+    return "credential." + hashlib.sha256("\0".join(pair).encode()).hexdigest()[:32]
 
 
-def _credential_grants(app: App) -> tuple[SecretGrant, ...]:
-    return tuple(SecretGrant(credential_secret(app.name, c), c.variable) for c in app.credentials)
+def _credential_grants(caller: App | Task) -> tuple[SecretGrant, ...]:
+    kind = _kind(caller)
+    return tuple(
+        SecretGrant(credential_secret(caller.name, c, kind), c.variable) for c in caller.credentials
+    )
 
 
-def _credential_values(project: str, app: App, secrets: Mapping[str, str]) -> dict[str, str]:
-    """The credential `app` presents to each app that lets it call (derived, never stored)."""
+def _credential_values(
+    project: str, caller: App | Task, secrets: Mapping[str, str]
+) -> dict[str, str]:
+    """The credential `caller` presents to each app that lets it call (derived, never
+    stored)."""
+    kind = _kind(caller)
     return {
-        credential_secret(app.name, c): mint(secrets[c.secret], project, c.app, app.name)
-        for c in app.credentials
+        credential_secret(caller.name, c, kind): mint(
+            secrets[c.secret], project, c.app, caller.name, kind
+        )
+        for c in caller.credentials
     }
 
 
-def _credential_env(app: App) -> dict[str, str]:
+def _credential_env(caller: App | Task) -> dict[str, str]:
     """What the caller's runtime needs to attach its credentials: no values, only where."""
-    if not app.credentials:
+    if not caller.credentials:
         return {}
     where = {
-        c.app: {"kind": c.kind, "header": c.header, "env": c.variable} for c in app.credentials
+        c.app: {"kind": c.kind, "header": c.header, "env": c.variable} for c in caller.credentials
     }
     return {CREDENTIALS_VARIABLE: json.dumps(where, sort_keys=True)}
+
+
+def _kind(caller: App | Task) -> Caller:
+    return "app" if isinstance(caller, App) else "task"
 
 
 def app_unit(build: Build, app: App, secrets: Mapping[str, str], hash: str) -> AppUnit:
@@ -118,14 +133,15 @@ def app_unit(build: Build, app: App, secrets: Mapping[str, str], hash: str) -> A
 
 def task_unit(build: Build, task: Task, secrets: Mapping[str, str], hash: str) -> TaskUnit:
     """The unit of `task` at version `hash`."""
+    minted = _credential_values(build.spec.project, task, secrets)
     return TaskUnit(
         name=task.name,
         hash=hash,
         handler=task.handler.ref,
         bundle=_bundle(build.tasks[task.name], build, hash),
-        env={**task.env, **_grant_env(task.grants)},
-        grants=_grants(task.grants),
-        secrets=_secrets(task.grants, secrets),
+        env={**task.env, **_grant_env(task.grants), **_credential_env(task)},
+        grants=_grants(task.grants) + _credential_grants(task),
+        secrets={**_secrets(task.grants, secrets), **minted},
         depends_on=_dependencies(task.depends_on, task.endpoint_env),
         retries=task.retries,
         timeout=task.timeout,

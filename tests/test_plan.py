@@ -184,3 +184,44 @@ def test_levels(tmp_path: Path) -> None:
         "front": 1,
         "user": 1,
     }
+
+
+TASK_CALLER = """\
+    version: 1
+    project: shop
+    secrets:
+      token: {env: TOKEN}
+    apps:
+      guarded:
+        auth: {bearer: token, tasks: [report]}
+        routes: [{method: GET, path: /, respond: {json: guarded}}]
+    tasks:
+      report: {handler: "report:run", depends_on: [guarded]}
+      other: {handler: "report:run", depends_on: [guarded]}
+"""
+
+
+def _with_tasks(tmp_path: Path, text: str) -> Build:
+    (tmp_path / "report.py").write_text("def run() -> None:\n    pass\n")
+    return build(tmp_path, text)
+
+
+def test_listing_a_task_in_auth_tasks_restarts_the_callee_and_renews_that_task_only(
+    tmp_path: Path,
+) -> None:
+    first = make_plan(_with_tasks(tmp_path, TASK_CALLER), {"token": "t"}, {}, {})
+    apps = {s.name: Recorded(s.hash, 20000, parts=s.parts) for s in first.steps if s.kind == "app"}
+    tasks = {s.name: Recorded(s.hash, parts=s.parts) for s in first.steps if s.kind == "task"}
+    both = TASK_CALLER.replace("tasks: [report]", "tasks: [report, other]")
+    plan = make_plan(
+        _with_tasks(tmp_path, both), {"token": "t"}, apps, tasks, stable_endpoints=True
+    )
+    assert actions(plan) == {
+        "guarded": ("replace", ("config changed",)),
+        "other": ("update", ("credential for guarded added",)),
+        "report": ("unchanged", ()),
+    }
+    spec = _with_tasks(tmp_path, TASK_CALLER)
+    rotated = make_plan(spec, {"token": "t2"}, apps, tasks, stable_endpoints=True)
+    assert actions(rotated)["report"] == ("update", ("secret token changed",))
+    assert actions(rotated)["other"] == ("unchanged", ())

@@ -3,6 +3,7 @@ a pair of apps, and a version hash that follows the secret they derive from."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from engine.backends.base import Dependency, ProjectContext, unit_environment
@@ -10,7 +11,8 @@ from engine.compiler import compile_spec
 from engine.load import load_spec
 from engine.plan import make_plan
 from engine.runtime.credentials import mint
-from engine.units import build_units
+from engine.spec.model import Credential
+from engine.units import build_units, credential_secret
 
 SPEC = """\
 version: 1
@@ -23,7 +25,7 @@ tasks:
     depends_on: [{app: backend, env: API_BASE}]
 apps:
   backend:
-    auth: {api_key: {header: X-Key, secret: backend-key}, apps: [frontend]}
+    auth: {api_key: {header: X-Key, secret: backend-key}, apps: [frontend], tasks: [nightly]}
     routes: [{method: GET, path: /items, respond: {json: []}}]
   frontend:
     depends_on: [{app: backend, env: BACKEND_URL}]
@@ -71,3 +73,28 @@ def test_rotating_the_callees_secret_makes_new_versions_of_both(tmp_path: Path) 
     new, _ = units(tmp_path, "k2")
     for name in ("backend", "frontend"):
         assert old.desired_hash("app", name) != new.desired_hash("app", name)
+    assert old.desired_hash("task", "nightly") != new.desired_hash("task", "nightly")
+
+
+def test_a_listed_task_gets_its_credential_as_a_secret_like_an_app(tmp_path: Path) -> None:
+    _, made = units(tmp_path, "k1")
+    nightly = made.tasks["nightly"]
+    minted = mint("k1", "shop", "backend", "nightly", "task")
+    assert nightly.secrets == {"credential.task.nightly.backend": minted}
+    assert [(g.secret, g.variable) for g in nightly.grants] == [
+        ("credential.task.nightly.backend", "ENGINE_CREDENTIAL_BACKEND")
+    ]
+    where = json.loads(nightly.env["ENGINE_CREDENTIALS"])
+    assert where == {
+        "backend": {"kind": "api_key", "header": "X-Key", "env": "ENGINE_CREDENTIAL_BACKEND"}
+    }
+    assert minted not in repr(nightly.env) + repr(made.apps["frontend"])
+    assert minted != made.apps["frontend"].secrets["credential.frontend.backend"]
+
+
+def test_a_long_task_credentials_name_is_a_digest_that_differs_from_an_apps() -> None:
+    credential = Credential("b" * 40, "key", "bearer", "Authorization", "V")
+    as_task = credential_secret("c" * 20, credential, "task")
+    as_app = credential_secret("c" * 20, credential)
+    assert as_task.startswith("credential.") and len(as_task) <= 63
+    assert as_task != as_app

@@ -42,8 +42,9 @@ class Artifact:
     content_hash: str
     files: tuple[str, ...]
     parts: dict[str, str] = field(default_factory=dict, compare=False)
-    """What the hash is made of, each part's own hash: `config`, `env`, `module`, and
-    `file <path>` per file, so that a plan can say what changed."""
+    """What the hash is made of, each part's own hash: `config`, `env`, `module`,
+    `credential <app>` per app it may call with a minted credential, and `file <path>` per
+    file, so that a plan can say what changed."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,10 @@ def _sha(text: str) -> str:
 def _config_parts(value: App | Task) -> dict[str, str]:
     # The frozen model's repr is deterministic (tuples, insertion-ordered dicts, no sets)
     # and ten times cheaper than dataclasses.asdict's deep copies.
-    return {"config": _sha(repr(replace(value, env={}))), "env": _sha(repr(value.env))}
+    config = replace(value, env={}, credentials=())
+    parts = {"config": _sha(repr(config)), "env": _sha(repr(value.env))}
+    parts.update({f"credential {c.app}": _sha(repr(c)) for c in value.credentials})
+    return parts
 
 
 def _handler_modules(value: App | Task) -> list[str]:

@@ -82,10 +82,10 @@ class ModuleBuilder:
 
     def guard(self, auth: Auth) -> str:
         """The name of the module's dependency checking `auth`, declared on first use."""
-        key = (auth.kind, auth.secret, auth.header, auth.apps)
+        key = (auth.kind, auth.secret, auth.header, auth.apps, auth.tasks)
         if key not in self.guards:
             name = unique(python_name(auth.secret, set()), self.taken)
-            apps = {"apps": auth.apps} if auth.apps else {}
+            apps = _callers(auth)
             if auth.kind == "bearer":
                 made = call("rt.bearer", Code("app"), self.secret_env(auth), **apps)
             else:
@@ -98,7 +98,7 @@ class ModuleBuilder:
         """`auth=Bearer(...)` for a webhook or WebSocket, which check it themselves."""
         if auth is None:
             return {}
-        apps = {"apps": auth.apps} if auth.apps else {}
+        apps = _callers(auth)
         if auth.kind == "bearer":
             return {"auth": self.declaration("Bearer", secret_env=self.secret_env(auth), **apps)}
         made = self.declaration(
@@ -191,3 +191,9 @@ def import_lines(b: ModuleBuilder) -> list[str]:
         first.append("from engine.runtime.schemas import JsonSchema")
     sections.append(first)
     return ["\n".join(section) for section in sections]
+
+
+def _callers(auth: Auth) -> dict[str, tuple[str, ...]]:
+    """`apps=` and `tasks=` for an auth declaration, each only when the spec lists some."""
+    listed = {"apps": auth.apps, "tasks": auth.tasks}
+    return {key: names for key, names in listed.items() if names}

@@ -48,7 +48,8 @@ def endpoint(name: str) -> str:
 
 def client(name: str, **options: Any) -> httpx.AsyncClient:
     """An `httpx.AsyncClient` for app `name`: its base URL, timeouts (60 s, 5 s to connect)
-    and, if that app lets this one call it (`auth.apps`), the credentials for the pair.
+    and, if that app lets this app or task call it (`auth.apps`, `auth.tasks`), the
+    credentials for the pair.
 
         async with engine.runtime.client("backend") as backend:
             items = (await backend.get("/items")).json()

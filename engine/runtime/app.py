@@ -279,20 +279,28 @@ def proxy(
     return Endpoint(answer)
 
 
-def bearer(app: FastAPI, secret_env: str, *, apps: tuple[str, ...] = ()) -> Callable[..., Any]:
+def bearer(
+    app: FastAPI, secret_env: str, *, apps: tuple[str, ...] = (), tasks: tuple[str, ...] = ()
+) -> Callable[..., Any]:
     """A dependency requiring `Authorization: Bearer <the secret in secret_env>` (or the
-    credential minted for one of `apps`); listed in OpenAPI as an HTTP bearer scheme."""
-    return _guard(app, Bearer(secret_env, apps), HTTPBearer(auto_error=False))
+    credential minted for one of `apps` or `tasks`); listed in OpenAPI as an HTTP bearer
+    scheme."""
+    return _guard(app, Bearer(secret_env, apps, tasks), HTTPBearer(auto_error=False))
 
 
 def api_key(
-    app: FastAPI, header: str, secret_env: str, *, apps: tuple[str, ...] = ()
+    app: FastAPI,
+    header: str,
+    secret_env: str,
+    *,
+    apps: tuple[str, ...] = (),
+    tasks: tuple[str, ...] = (),
 ) -> Callable[..., Any]:
     """A dependency requiring header `header` to hold the secret in `secret_env` (or the
-    credential minted for one of `apps`); listed in OpenAPI as an API key scheme."""
+    credential minted for one of `apps` or `tasks`); listed in OpenAPI as an API key scheme."""
     shared(app).key_headers.add(header.lower())
     scheme = APIKeyHeader(name=header, auto_error=False, scheme_name=f"{header} header")
-    return _guard(app, ApiKey(header, secret_env, apps), scheme)
+    return _guard(app, ApiKey(header, secret_env, apps, tasks), scheme)
 
 
 def _guard(app: FastAPI, auth: Bearer | ApiKey, scheme: Any) -> Callable[..., Any]:

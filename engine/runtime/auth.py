@@ -20,20 +20,22 @@ __all__ = ["ApiKey", "Bearer", "Denied", "Guard", "resolve"]
 @dataclass(frozen=True)
 class Bearer:
     """`Authorization: Bearer <token>`, the token being the secret in `secret_env` (or the
-    credential minted for one of `apps`, the project's apps allowed to call)."""
+    credential minted for one of `apps` or `tasks`, the project's callers allowed)."""
 
     secret_env: str
     apps: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ApiKey:
     """A key in header `header`, equal to the secret in `secret_env` (or the credential
-    minted for one of `apps`)."""
+    minted for one of `apps` or `tasks`)."""
 
     header: str
     secret_env: str
     apps: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
 
 
 Auth = Bearer | ApiKey | None
@@ -70,13 +72,14 @@ class Guard:
 def resolve(auth: Auth, project: str = "", app: str = "") -> Guard:
     """Read the secret of `auth` now; raises ConfigError naming the variable if it is absent.
 
-    With `auth.apps`, the credentials minted for each caller of `app` (in `project`) are
-    accepted too.
+    With `auth.apps` and `auth.tasks`, the credentials minted for each caller of `app` (in
+    `project`) are accepted too.
     """
     if auth is None:
         return Guard(None)
     key = secret(auth.secret_env)
     minted = [mint(key, project, app, caller) for caller in auth.apps] if key else []
+    minted += [mint(key, project, app, t, "task") for t in auth.tasks] if key else []
     return Guard(auth, tuple(v.encode() for v in [key, *minted]))
 
 

@@ -1,11 +1,13 @@
 """Credentials between the apps of a project, minted per pair from the callee's auth secret.
 
-    mint(secret, project, callee, caller)   # what `caller` presents to `callee`
+    mint(secret, project, callee, caller)           # what app `caller` presents to `callee`
+    mint(secret, project, callee, caller, "task")   # what task `caller` presents to it
 
 A credential is derived (HMAC-SHA256 of the pair under the callee's secret), so nothing new
 is stored: the callee recomputes it from the secret it already has, and the engine hands
 it to the caller as a secret variable. `ENGINE_CREDENTIALS` tells the caller's runtime, for
-each app it may call, the variable and the header to send it in (never a value).
+each app it may call, the variable and the header to send it in (never a value). The
+caller's kind is part of the pair: an app and a task may share a name, not a credential.
 """
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ import hashlib
 import hmac
 import json
 import os
+from typing import Literal
 
 from engine.runtime import ConfigError, secret
 
-__all__ = ["CREDENTIALS_VARIABLE", "credential_headers", "mint"]
+__all__ = ["CREDENTIALS_VARIABLE", "Caller", "credential_headers", "mint"]
 
 CREDENTIALS_VARIABLE = "ENGINE_CREDENTIALS"
+Caller = Literal["app", "task"]
+"""What kind of unit presents a credential."""
 
 
-def mint(key: str, project: str, callee: str, caller: str) -> str:
-    """The credential `caller` presents to `callee`, from `callee`'s auth secret `key`."""
+def mint(key: str, project: str, callee: str, caller: str, kind: Caller = "app") -> str:
+    """The credential app (or task) `caller` presents to `callee`, from `callee`'s auth
+    secret `key`."""
     if not key:
         raise ValueError(f"app {callee!r}'s auth secret is empty: no credential can be minted")
-    message = f"engine app credential\0{project}\0{callee}\0{caller}".encode()
+    message = f"engine {kind} credential\0{project}\0{callee}\0{caller}".encode()
     digest = hmac.new(key.encode(), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 

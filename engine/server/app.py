@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from engine.state import State
 log = logging.getLogger("engine.server")
 
 APP_LOG_LINES = 200
+SEEN_FOR = 5.0
+"""Seconds a cluster's answer to `observe()` stands for the console's pages, which poll."""
 """Lines of an app's log its console page shows on a cluster target."""
 
 
@@ -66,6 +69,8 @@ class ControlPlane:
             layout, self.state, self.backend, self.runner, api, target=self.target
         )
         self.seen: tuple[Deployed, ...] = ()
+        self._seen_at = float("-inf")
+        self._observing = asyncio.Lock()
         self.shutdown: asyncio.Event = asyncio.Event()
 
     @property
@@ -127,14 +132,28 @@ class ControlPlane:
 
     async def status(self) -> Status:
         """What `engine status --json` prints."""
-        self.seen = tuple(sorted((await self.backend.observe()).values(), key=lambda d: d.name))
+        await self._observe()
         plane = ControlPlaneStatus(self.api.url, os.getpid())
         return Status(self.project, self.target, plane, self.seen)
 
-    def apps(self) -> list[dict[str, object]]:
-        """The apps as last seen, for the console's pages (the local backend's are live)."""
+    async def _observe(self) -> None:
+        observed = await self.backend.observe()
+        self.seen = tuple(sorted(observed.values(), key=lambda d: d.name))
+        self._seen_at = time.monotonic()
+
+    async def apps(self) -> list[dict[str, object]]:
+        """The apps, for the console's pages: the local backend's live, a cluster's as it
+        answered within the last `SEEN_FOR` seconds (asked again when older, so pages that
+        poll every 1.5 s ask the cluster's API at most once per `SEEN_FOR`)."""
         if isinstance(self.backend, LocalBackend):
             return [d.to_dict() for d in self.backend.deployed()]
+        async with self._observing:  # pages polling at once ask the cluster once
+            if time.monotonic() - self._seen_at >= SEEN_FOR:
+                try:
+                    await self._observe()
+                except EngineError as exc:  # the cluster's API is away: show what it last said
+                    log.warning("cannot observe the %s apps: %s", self.target, exc)
+                    self._seen_at = time.monotonic()
         return [d.to_dict() for d in self.seen]
 
     async def app_log(self, name: str) -> str:

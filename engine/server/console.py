@@ -109,7 +109,7 @@ async def _no_log(name: str) -> str:
 def make_console_router(
     *,
     project: Callable[[], str],
-    apps: Callable[[], list[dict]],
+    apps: Callable[[], Awaitable[list[dict]]],
     store: RunStore,
     token: str,
     runner: Runner | None = None,
@@ -119,10 +119,10 @@ def make_console_router(
     """The console's routes for one project.
 
     `project()` gives the project's name (read per page: the first apply may set it).
-    `apps()` is called on the event loop on each page view (so it must be quick and must
-    not block) and returns one dict per app with `name`, `state`, `url`, `port`, `pid`,
-    `restarts` and, optionally, `detail` (why it last failed) and `description`. `runner`
-    starts and cancels runs and knows the tasks (without it the console has none);
+    `apps()` is awaited on each page view (so it must be quick) and returns one dict per
+    app with `name`, `state`, `url`, `port`, `pid`, `restarts` and, optionally, `detail`
+    (why it last failed) and `description`. `runner` starts and cancels runs and knows the
+    tasks (without it the console has none);
     `spec()` is the applied spec, for descriptions and routes; `app_log(name)` the end of
     an app's log. `token` is the project's API token, from which the console's sign-in is
     derived; no page shows it.
@@ -170,9 +170,9 @@ def make_console_router(
         found = (applied.apps if kind == "app" else applied.tasks).get(name)
         return found.description if found else ""
 
-    def app_rows(request: Request) -> list[dict[str, Any]]:
+    async def app_rows(request: Request) -> list[dict[str, Any]]:
         rows = []
-        for app in apps():
+        for app in await apps():
             said = description("app", str(app.get("name"))) or app.get("description")
             rows.append(_app_row(request, {**app, "description": said}))
         return rows
@@ -209,7 +209,7 @@ def make_console_router(
         return page(
             request,
             "project.html",
-            apps=app_rows(request),
+            apps=await app_rows(request),
             runs=[_run_row(request, run) for run in runs],
             tasks=names,
             task_list=task_list,
@@ -229,13 +229,13 @@ def make_console_router(
         runs = await latest_runs(task, status)
         empty = "No runs match these filters." if task or status else "No runs yet."
         html = {
-            "app-rows": pieces.app_rows(app_rows(request)),
+            "app-rows": pieces.app_rows(await app_rows(request)),
             "run-rows": pieces.run_rows([_run_row(request, r) for r in runs], empty),
         }
         return JSONResponse({"html": html}, headers={"Cache-Control": "no-store"})
 
-    def find_app(request: Request, name: str) -> dict[str, Any] | None:
-        return next((row for row in app_rows(request) if row["name"] == name), None)
+    async def find_app(request: Request, name: str) -> dict[str, Any] | None:
+        return next((row for row in await app_rows(request) if row["name"] == name), None)
 
     async def log_of(name: str) -> str:
         try:
@@ -247,7 +247,7 @@ def make_console_router(
     async def app_data(request: Request, name: str) -> Response:
         if denied := signed_out(request):
             return denied
-        app = find_app(request, name)
+        app = await find_app(request, name)
         if app is None:
             raise HTTPException(404, f"no app {name!r}")
         body = {"html": {"facts": pieces.app_facts(app)}, "text": {"log": await log_of(name)}}
@@ -257,7 +257,7 @@ def make_console_router(
     async def app_page(request: Request, name: str) -> Response:
         if denied := signed_out(request):
             return denied
-        app = find_app(request, name)
+        app = await find_app(request, name)
         if app is None:
             text = f"There is no app “{name}” in {project()}. The project page lists its apps."
             return message(request, 404, "App not found", text)
@@ -270,7 +270,7 @@ def make_console_router(
             endpoints=endpoints(declared) if declared and declared.generated else [],
             command=bool(declared and not declared.generated),
             task_pages={n: _task_url(request, n) for n in tasks()},
-            app_pages={a["name"]: a["page"] for a in app_rows(request)},
+            app_pages={a["name"]: a["page"] for a in await app_rows(request)},
             log=await log_of(name),
             live_url=_named_url(request, "console_app_json", name),
         )

@@ -74,13 +74,13 @@ REGISTRY.register(_COLLECTOR)
 def install_metrics(
     app: FastAPI,
     unfinished: Callable[[], Awaitable[Iterable[Any]]],
-    apps: Callable[[], list[dict[str, Any]]],
+    apps: Callable[[], Awaitable[list[dict[str, Any]]]],
 ) -> None:
     """Add `GET /metrics` and the request middleware to the control plane's `app`;
     `unfinished()` gives the queued and running runs (the run store's), `apps()` the apps."""
 
     async def scrape(request: Request) -> Response:
-        _COLLECTOR.runs, _COLLECTOR.apps = await unfinished(), apps()
+        _COLLECTOR.runs, _COLLECTOR.apps = await unfinished(), await apps()
         return await metrics_endpoint(request)
 
     app.add_api_route(METRICS_PATH, scrape, methods=["GET"], include_in_schema=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from engine.spec.loader import Document, JsonPath
 from engine.spec.model import (
@@ -39,14 +39,15 @@ def build_spec(doc: Document, path: Path, sha256: str) -> Spec:
     """The Spec for a validated document."""
     data = doc.data
     apps = {n: _app(doc, n, a) for n, a in _map(data, "apps").items()}
-    callers = _credentials(apps)
+    tasks = {n: _task(doc, n, t) for n, t in _map(data, "tasks").items()}
+    callers, task_callers = _credentials(apps, "apps"), _credentials(apps, "tasks")
     return Spec(
         version=data["version"],
         project=data["project"],
         path=path,
         sha256=sha256,
         secrets={n: SecretSource(name=n, **_plain(s)) for n, s in _map(data, "secrets").items()},
-        tasks={n: _task(doc, n, t) for n, t in _map(data, "tasks").items()},
+        tasks={n: replace(t, credentials=task_callers.get(n, ())) for n, t in tasks.items()},
         apps={n: replace(a, credentials=callers.get(n, ())) for n, a in apps.items()},
         targets=_targets(_map(data, "targets")),
     )
@@ -57,9 +58,11 @@ def credential_variable(app: str) -> str:
     return f"ENGINE_CREDENTIAL_{env_name(app)}"
 
 
-def _credentials(apps: dict[str, App]) -> dict[str, tuple[Credential, ...]]:
-    """Each caller's credentials, for every app whose `auth.apps` lists it (by that app's
-    name), in one pass over the apps (one pass per caller was quadratic in the apps)."""
+def _credentials(
+    apps: dict[str, App], callers: Literal["apps", "tasks"]
+) -> dict[str, tuple[Credential, ...]]:
+    """Each caller's credentials, for every app whose `auth.apps` (or `auth.tasks`) lists it
+    (by that app's name), in one pass over the apps (one pass per caller was quadratic)."""
     found: dict[str, list[Credential]] = {}
     for name, a in sorted(apps.items()):
         if a.auth is None:
@@ -67,7 +70,8 @@ def _credentials(apps: dict[str, App]) -> dict[str, tuple[Credential, ...]]:
         credential = Credential(
             name, a.auth.secret, a.auth.kind, a.auth.header, credential_variable(name)
         )
-        for caller in dict.fromkeys(a.auth.apps):
+        listed = a.auth.apps if callers == "apps" else a.auth.tasks
+        for caller in dict.fromkeys(listed):
             found.setdefault(caller, []).append(credential)
     return {caller: tuple(credentials) for caller, credentials in found.items()}
 
@@ -138,11 +142,11 @@ def _auth(value: Any) -> tuple[Auth | None, bool]:
         return None, False
     if value == "none":
         return None, True
-    apps = tuple(value.get("apps", ()))
+    apps, tasks = tuple(value.get("apps", ())), tuple(value.get("tasks", ()))
     if "bearer" in value:
-        return Auth("bearer", value["bearer"], apps=apps), False
+        return Auth("bearer", value["bearer"], apps=apps, tasks=tasks), False
     key = value["api_key"]
-    return Auth("api_key", key["secret"], key.get("header", "X-API-Key"), apps), False
+    return Auth("api_key", key["secret"], key.get("header", "X-API-Key"), apps, tasks), False
 
 
 def _respond(respond: dict[str, Any] | None) -> RespondAction | None:

@@ -28,6 +28,7 @@ _BUILT_IN_HINT = {
 _EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110's field-value
+_A = {"app": "an app", "task": "a task"}
 _syntax_problem = functools.lru_cache(maxsize=4096)(check_syntax)  # specs repeat expressions
 
 
@@ -156,22 +157,33 @@ class _Checker:
         elif isinstance(auth, dict) and "api_key" in auth:
             key = (*path, "api_key", "secret")
             self.reference(key, auth["api_key"]["secret"], "secret", self.secrets)
-        if isinstance(auth, dict) and "apps" in auth:
-            self.check_callers((*path, "apps"), app, auth["apps"])
+        for callers in ("apps", "tasks"):
+            if isinstance(auth, dict) and callers in auth:
+                self.check_callers((*path, callers), app, callers, auth[callers])
 
-    def check_callers(self, path: JsonPath, app: str | None, callers: list[str]) -> None:
+    def check_callers(self, path: JsonPath, app: str | None, key: str, callers: list[str]) -> None:
+        """`auth.apps` (or `auth.tasks`): callers that exist, of the list's kind, and that
+        depend on `app`."""
         if app is None:
-            self.error(path, "`apps:` belongs on the app's own auth, not on one route's")
+            self.error(path, f"`{key}:` belongs on the app's own auth, not on one route's")
             return
+        kind, known = ("app", self.apps) if key == "apps" else ("task", self.tasks)
+        other, other_known = ("task", self.tasks) if key == "apps" else ("app", self.apps)
         for i, caller in enumerate(callers):
-            if caller == app:
+            if caller == app and key == "apps":
                 self.error((*path, i), f"app {app!r} does not call itself; remove it")
-            elif self.reference((*path, i), caller, "app", self.apps):
-                deps = [_dependency(d) for d in self.apps[caller].get("depends_on", [])]
+            elif caller not in known and caller in other_known:
+                self.error(
+                    (*path, i),
+                    f"{caller!r} is {_A[other]}, not {_A[kind]}; list it under "
+                    f"`{other}s:` instead of `{key}:`",
+                )
+            elif self.reference((*path, i), caller, kind, known):
+                deps = [_dependency(d) for d in known[caller].get("depends_on", [])]
                 if app not in deps:
                     self.error(
                         (*path, i),
-                        f"app {caller!r} may call {app!r} only if {app!r} is in its "
+                        f"{kind} {caller!r} may call {app!r} only if {app!r} is in its "
                         f"depends_on; add it there",
                     )
 

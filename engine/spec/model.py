@@ -65,12 +65,14 @@ class Auth:
     header: str = "Authorization"
     apps: tuple[str, ...] = ()
     """Apps of the project that may call with credentials minted for the pair."""
+    tasks: tuple[str, ...] = ()
+    """Tasks of the project that may call with credentials minted for the pair."""
 
 
 @dataclass(frozen=True)
 class Credential:
-    """What an app calls `app` with: a credential minted from `app`'s auth `secret` for the
-    pair, delivered to the caller as the secret variable `variable`."""
+    """What an app or task calls `app` with: a credential minted from `app`'s auth `secret`
+    for the pair, delivered to the caller as the secret variable `variable`."""
 
     app: str
     secret: str
@@ -258,8 +260,16 @@ class Task:
     timeout: float | None = None
     include: tuple[str, ...] = ()
     concurrency: int = CONCURRENCY
+    credentials: tuple[Credential, ...] = ()
+    """Credentials for the apps whose `auth.tasks` list this task."""
+
     endpoint_env: dict[str, str] = field(default_factory=dict)
     """Variables named by `depends_on: [{app, env}]`, app -> variable."""
+
+    def hashed_grants(self) -> tuple[Grant, ...]:
+        """What the task's version depends on among secrets: its grants, and the secrets its
+        minted credentials derive from (rotating one gives the task fresh workers)."""
+        return self.grants + tuple(Grant(c.secret, c.variable) for c in self.credentials)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from engine.backends.kubernetes import names as n
 from engine.backends.kubernetes import render
 from engine.backends.kubernetes.manifests import JOB_TTL
 from engine.errors import UsageError
+from engine.runtime.credentials import mint
 from tests.kubernetes.units import (
     API_TOKEN,
     EXAMPLE_NAMES,
@@ -299,3 +301,30 @@ def test_a_task_attempt_job_runs_once_within_the_tasks_timeout() -> None:
     assert job["spec"]["ttlSecondsAfterFinished"] == JOB_TTL
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert job["metadata"]["annotations"][n.RUN_ID] == "example"
+
+
+def test_a_tasks_minted_credential_is_a_secret_key_ref_and_only_in_its_secret() -> None:
+    spec = Path(__file__).parents[1] / "fixtures" / "task_auth" / "spec.yaml"
+    values = secret_values(spec)
+    units, context = example_units("", secrets=values, spec_path=spec)
+    files = render(TARGET, units, context)
+    minted = mint(values["backend-token"], "task-auth", "backend", "nightly-report", "task")
+    name = n.secret_name("credential.task.nightly-report.backend")
+    secret = yaml.safe_load(files[f"secret-{name}.yaml"])
+    assert base64.b64decode(secret["data"]["value"]).decode() == minted
+    job = yaml.safe_load(next(d for f, d in files.items() if f.startswith("jobs/")))
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["ENGINE_CREDENTIAL_BACKEND"]["valueFrom"]["secretKeyRef"] == {
+        "key": "value",
+        "name": name,
+    }
+    assert json.loads(env["ENGINE_CREDENTIALS"]["value"]) == {
+        "backend": {"kind": "bearer", "header": "Authorization", "env": "ENGINE_CREDENTIAL_BACKEND"}
+    }
+    # The task's bundle names the Secret it uses, so pruning keeps it while the task exists.
+    bundle = yaml.safe_load(next(d for f, d in files.items() if f.startswith("configmap-task")))
+    assert name in bundle["metadata"]["annotations"][n.SECRETS].split(",")
+    forms = [minted.encode(), base64.b64encode(minted.encode())]
+    for file, data in files.items():
+        if file != f"secret-{name}.yaml":
+            assert not [f for f in forms if f in data], f"{file} holds the task's credential"

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -102,6 +103,17 @@ def log_of(project: EngineProject, app: str) -> str:
     return (project.engine_dir / "logs" / f"{app}.log").read_text()
 
 
+def logged(project: EngineProject, app: str, *patterns: str) -> str:
+    """`app`'s log once every regex of `patterns` is in it (within 10 s): a worker writes
+    its access line after it has answered, so the caller may read before it is there."""
+    for _ in range(100):
+        log = log_of(project, app)
+        if all(re.search(p, log) for p in patterns):
+            break
+        time.sleep(0.1)
+    return log
+
+
 def test_app_metrics_count_requests_by_route_template(urls: dict[str, str]) -> None:
     for item in (1, 2, 3):
         assert httpx.get(f"{urls['back']}/items/{item}", trust_env=False).json() == {"id": item}
@@ -131,9 +143,13 @@ def test_workers_metrics_add_up_and_request_ids_cross_the_proxy(
     samples = scrape(urls["front"])
     proxied = value(samples, "engine_http_requests_total", route="/api/items/{item_id}")
     assert proxied == 7
-    back = log_of(project, "back")
-    for rid in [f"trace-{i}" for i in range(6)] + [made]:
-        assert re.search(rf'"GET /items/\d" 200 [\d.]+ms id={rid}\n', back), rid
+    lines = [
+        rf'"GET /items/\d" 200 [\d.]+ms id={rid}\n'
+        for rid in [*(f"trace-{i}" for i in range(6)), made]
+    ]
+    back = logged(project, "back", *lines)
+    for line in lines:
+        assert re.search(line, back), line
 
 
 def test_log_lines_carry_a_timestamp(project: EngineProject, urls: dict[str, str]) -> None:
@@ -141,6 +157,19 @@ def test_log_lines_carry_a_timestamp(project: EngineProject, urls: dict[str, str
     lines = [line for line in log_of(project, "back").splitlines() if line.strip()]
     stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
     assert lines and all(stamped.match(line) for line in lines), lines[:5]
+
+
+def test_health_probes_stay_out_of_every_workers_access_log(
+    project: EngineProject, urls: dict[str, str]
+) -> None:
+    with httpx.Client(trust_env=False) as client:  # new connections: both of front's workers
+        for _ in range(6):
+            assert client.get(f"{urls['front']}/health", headers={"Connection": "close"}).is_success
+        client.get(f"{urls['front']}/api/items/1", headers={"X-Request-ID": "after-probes"})
+    line = r'"GET /api/items/1" 200 [\d.]+ms id=after-probes\n'
+    log = logged(project, "front", line)
+    assert re.search(line, log), log[-2000:]
+    assert '"GET /health"' not in log, log[-2000:]
 
 
 def sign(body: bytes) -> str:

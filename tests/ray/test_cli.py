@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ EXAMPLE_SECRETS = {
     "BILLING_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"billing-example-secret").decode(),
     "WEBHOOK_API_KEY": "runner-example-key",
     "CATALOG_TOKEN": "catalog-example-token",
+    "BACKEND_TOKEN": "task-auth-backend-token",  # tests/fixtures/task_auth
 }
 RAY_EXAMPLES = sorted(p.name for p in EXAMPLES.iterdir() if p.name != "browser")
 
@@ -91,3 +93,59 @@ def test_apply_runs_the_example_on_ray_and_destroy_removes_it(
     for app in apps:
         url = f"http://127.0.0.1:{head.serve_port}/{app}/health"
         assert httpx.get(url, timeout=10).status_code == 404, app
+
+
+def console_rows(console: httpx.Client) -> str:
+    """The app rows of the console's project page, as its live updates send them."""
+    response = console.get("/project.json")
+    assert response.status_code == 200, response.text
+    return str(response.json()["html"]["app-rows"])
+
+
+def test_the_console_shows_the_clusters_apps_and_sees_one_go_without_engine_status(
+    head: Head, tmp_path: Path
+) -> None:
+    spec = copy_project(EXAMPLES / "quickstart", tmp_path / "work")
+    with_ray_target(spec, head)
+    (app,) = yaml.safe_load(spec.read_text())["apps"]
+    try:
+        applied = engine(spec.parent, head, "apply", "spec.yaml")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        link = re.search(r"(http://127\.0\.0\.1:\d+)(/login\?code=\S+)", applied.stdout)
+        assert link, applied.stdout
+        with httpx.Client(base_url=link.group(1), trust_env=False, timeout=30) as console:
+            assert console.get(link.group(2), follow_redirects=True).status_code == 200
+            assert re.search(rf'data-app="{app}".*?>running<', console_rows(console), re.S)
+            page = console.get(f"/apps/{app}")
+            assert page.status_code == 200
+            assert f"http://127.0.0.1:{head.serve_port}/{app}" in page.text
+            # Gone from the cluster behind the engine's back: the console, which polls,
+            # must stop listing it by itself (it asks the cluster again every few seconds).
+            gone = httpx.delete(f"{head.address}/api/serve/applications/", headers=bearer(head))
+            assert gone.status_code == 200, gone.text
+            for _ in range(120):
+                if f'data-app="{app}"' not in console_rows(console):
+                    break
+                time.sleep(0.5)
+            assert f'data-app="{app}"' not in console_rows(console)
+    finally:
+        destroyed = engine(spec.parent, head, "destroy")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+
+
+def test_a_ray_job_calls_an_authenticated_serve_app_with_its_minted_credential(
+    head: Head, tmp_path: Path
+) -> None:
+    spec = copy_project(REPO / "tests" / "fixtures" / "task_auth", tmp_path / "work")
+    with_ray_target(spec, head)
+    try:
+        applied = engine(spec.parent, head, "apply", "spec.yaml")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        orders = f"http://127.0.0.1:{head.serve_port}/backend/orders"
+        assert httpx.get(orders, timeout=10).status_code == 401  # no credential, no orders
+        ran = engine(spec.parent, head, "run", "nightly-report", "--wait")
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert json.loads(ran.stdout) == {"count": 3}
+    finally:
+        destroyed = engine(spec.parent, head, "destroy")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr

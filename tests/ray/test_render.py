@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from engine.backends import ray as ray_backend
+from engine.backends.ray.secretfile import load_secrets, write_secrets
 from engine.errors import SpecError
 from engine.load import check_spec
+from engine.runtime.credentials import credential_headers, mint
 from tests.ray.conftest import API_TOKEN, EXAMPLES, REPO, load, ray_target
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -113,3 +115,26 @@ def test_a_spec_ray_can_run_passes_its_check(tmp_path: Path) -> None:
         tmp_path, "  ok:\n    routes:\n      - {method: GET, path: /, handler: h:f}\n"
     )
     assert check_spec(path, target="ray-dev").spec.apps["ok"].port is None
+
+
+def test_a_tasks_minted_credential_reaches_its_job_through_the_secrets_file_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = load(REPO / "tests" / "fixtures" / "task_auth" / "spec.yaml")
+    token = loaded.secrets["backend-token"]
+    minted = mint(token, "task-auth", "backend", "nightly-report", "task")
+    files = ray_backend.render(ray_target(), loaded.units, loaded.context)
+    body = json.loads(files["jobs/nightly-report.json"])
+    env = body["runtime_env"]["env_vars"]
+    assert json.loads(env["ENGINE_CREDENTIALS"])["backend"]["env"] == "ENGINE_CREDENTIAL_BACKEND"
+    assert "ENGINE_CREDENTIAL_BACKEND" not in env
+    assert not [f for f, data in files.items() if minted.encode() in data or token.encode() in data]
+    # What the job's entry does on a node: load the 0600 file, then the runtime's client.
+    unit = loaded.units.tasks["nightly-report"]
+    written = write_secrets(tmp_path, unit, {})
+    monkeypatch.setenv("ENGINE_SECRETS_FILE", str(written.values))
+    monkeypatch.setenv("ENGINE_CREDENTIALS", env["ENGINE_CREDENTIALS"])
+    monkeypatch.setenv("ENGINE_CREDENTIAL_BACKEND", "")  # so that the test's end unsets it
+    monkeypatch.delenv("ENGINE_CREDENTIAL_BACKEND")
+    load_secrets()
+    assert credential_headers("backend") == {"Authorization": f"Bearer {minted}"}

@@ -119,3 +119,19 @@ def test_an_api_key_app_accepts_the_key_minted_for_each_listed_caller(
         assert denied is not None and denied.status == 403
     missing = guard.check({})
     assert missing is not None and missing.status == 401
+
+
+def test_a_listed_task_gets_in_with_its_own_credential_and_a_namesake_app_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from engine.runtime.auth import resolve
+    from engine.runtime.credentials import mint
+
+    monkeypatch.setenv("API_TOKEN", "t0k")
+    guard = resolve(Bearer("API_TOKEN", tasks=("nightly",)), "shop", "api")
+    task = mint("t0k", "shop", "api", "nightly", "task")
+    assert guard.check({"authorization": f"Bearer {task}"}) is None
+    namesake = mint("t0k", "shop", "api", "nightly")  # an app called nightly: not listed
+    assert namesake != task
+    denied = guard.check({"authorization": f"Bearer {namesake}"})
+    assert denied is not None and denied.status == 403

@@ -181,10 +181,13 @@ def console(
             raise log
         return log
 
+    async def listed() -> list[dict]:
+        return apps
+
     app = FastAPI()
     router = make_console_router(
         project=lambda: "shop",
-        apps=lambda: apps,
+        apps=listed,
         store=store.store,
         token=TOKEN,
         spec=lambda: declared,

@@ -293,6 +293,37 @@ EXPECTED: dict[str, tuple[int, int, str, str]] = {
         "PATH is set by engine itself; choose another variable",
     ),
     "71-alias-bomb": (8, 6, "x-f", "YAML aliases expand this spec past 100,000 values"),
+    "94-auth-tasks-without-dependency": (
+        7,
+        43,
+        "apps.backend.auth.tasks[0]",
+        "task 'nightly-report' may call 'backend' only if 'backend' is in its depends_on; "
+        "add it there",
+    ),
+    "95-auth-tasks-unknown-task": (
+        7,
+        43,
+        "apps.backend.auth.tasks[0]",
+        "there is no task named 'nightly-reprot'; did you mean 'nightly-report'?",
+    ),
+    "96-auth-tasks-on-a-route": (
+        11,
+        46,
+        "apps.backend.routes[0].auth.tasks",
+        "`tasks:` belongs on the app's own auth, not on one route's",
+    ),
+    "97-auth-apps-lists-a-task": (
+        7,
+        42,
+        "apps.backend.auth.apps[0]",
+        "'nightly-report' is a task, not an app; list it under `tasks:` instead of `apps:`",
+    ),
+    "98-auth-tasks-lists-an-app": (
+        7,
+        54,
+        "apps.backend.auth.tasks[0]",
+        "'frontend' is an app, not a task; list it under `apps:` instead of `tasks:`",
+    ),
 }
 
 FILES = sorted(CORPUS.glob("*.yaml"))

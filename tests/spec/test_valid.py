@@ -689,3 +689,31 @@ def test_a_bad_schema_repeated_in_several_routes_is_reported_at_each(
         _check(write_spec(HEAD + "apps:\n  web:\n    routes:\n" + textwrap.indent(routes, "    ")))
     found = [(d.line, d.path) for d in refused.value.diagnostics]
     assert found == [(6 + i, f"apps.web.routes[{i}].query.n.type") for i in range(3)]
+
+
+def test_a_task_listed_in_auth_tasks_gets_the_credential_and_a_namesake_app_does_not(
+    write_spec: WriteSpec,
+) -> None:
+    text = """\
+version: 1
+project: shop
+secrets:
+  key-b: {env: KEY_B}
+apps:
+  api-b:
+    auth: {api_key: {secret: key-b, header: X-Key}, tasks: [report]}
+    routes: [{method: GET, path: /, respond: {status: 200}}]
+  report:
+    depends_on: [api-b]
+    routes: [{method: GET, path: /, respond: {status: 200}}]
+tasks:
+  report: {handler: "report:run", depends_on: [api-b]}
+  other: {handler: "report:run", depends_on: [api-b]}
+"""
+    spec = load_spec(write_spec(text), environ={"KEY_B": "y"})
+    (credential,) = spec.tasks["report"].credentials
+    assert (credential.app, credential.secret, credential.kind) == ("api-b", "key-b", "api_key")
+    assert (credential.header, credential.variable) == ("X-Key", "ENGINE_CREDENTIAL_API_B")
+    assert spec.tasks["other"].credentials == ()
+    assert spec.apps["report"].credentials == ()
+    assert spec.apps["api-b"].auth is not None and spec.apps["api-b"].auth.tasks == ("report",)
