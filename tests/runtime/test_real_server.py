@@ -43,6 +43,7 @@ rt.add_webhook(app, path="/gh", provider="github", secret_envs=("GH_SECRET",),
 rt.add_websocket(app, path="/echo", pattern="echo", max_connections=1)
 rt.add_websocket(app, path="/private", pattern="echo", auth=Bearer(secret_env="API_TOKEN"))
 rt.add_websocket(app, path="/tasks", pattern="task-runner")
+rt.add_websocket(app, path="/broadcast", pattern="broadcast")
 """
 
 
@@ -138,3 +139,45 @@ def test_task_runner_over_the_wire(server: ProcessServer, run_api: RunAPI) -> No
     assert messages[0]["error"].startswith("message is not JSON")
     assert [m["status"] for m in messages[1:]] == ["started", "running", "succeeded"]
     assert messages[-1]["outputs"] == {"y": 3}
+
+
+def _never_reading_client(port: int) -> socket.socket:
+    """A WebSocket client that completes the handshake and then reads nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(
+        b"GET /broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock
+
+
+def test_a_client_that_stops_reading_does_not_stall_a_broadcast(server: ProcessServer) -> None:
+    """Megabytes more than the slow client's buffers hold: the others still get every frame."""
+    frames, size = 300, 64 * 1024
+
+    async def broadcast() -> int:
+        url = server.ws_url + "/broadcast"
+        async with (
+            websockets.connect(url, max_size=None) as fast,
+            websockets.connect(url, max_size=None, max_queue=None) as sender,
+        ):
+            slow = _never_reading_client(int(server.url.rsplit(":", 1)[1]))
+            try:
+                await asyncio.sleep(0.2)  # the slow client is among the peers
+                for n in range(frames):
+                    await sender.send(f"{n:06d}" + "x" * size)
+                got = 0
+                async with asyncio.timeout(30):  # a stalled broadcast never gets there
+                    while got < frames:
+                        got += (await fast.recv())[:6] == f"{got:06d}"
+                return got
+            finally:
+                slow.close()
+
+    assert asyncio.run(broadcast()) == frames
+    log = server.log.read_text()
+    assert "reads too slowly; it misses broadcast frames" in log  # its backlog was full
+    assert "Traceback" not in log

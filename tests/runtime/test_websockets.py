@@ -65,6 +65,19 @@ def test_broadcast_reaches_everyone_sender_too(make_client: Callable[..., TestCl
         assert b.receive_text() in {"ping?", "hi all"}
 
 
+def test_broadcast_keeps_binary_frames_binary_and_skips_a_peer_that_left(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(pattern="broadcast")
+    with client.websocket_connect("/ws") as a, client.websocket_connect("/ws") as c:
+        with client.websocket_connect("/ws") as gone:
+            gone.send_text("here")
+            assert a.receive_text() == c.receive_text() == "here"
+        a.send_bytes(b"\x00\xff")  # after `gone` closed: a and c still get it
+        assert a.receive_bytes() == b"\x00\xff"
+        assert c.receive_bytes() == b"\x00\xff"
+
+
 def test_chat_reaches_the_others_in_the_room(make_client: Callable[..., TestClient]) -> None:
     client = make_client(path="/chat/{room}", pattern="chat")
     with (
