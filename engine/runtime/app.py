@@ -18,7 +18,6 @@ it, never a 500 per request.
 from __future__ import annotations
 
 import gc
-import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -177,7 +176,7 @@ def create_app(
     if rate_limit is not None:
         app.add_middleware(
             RateLimitMiddleware,
-            limiter=Limiter(rate_limit, f"app {name}"),
+            limiter=Limiter(rate_limit),
             exempt=frozenset({health}),
         )
     recorder = None
@@ -318,16 +317,12 @@ def _guard(app: FastAPI, auth: Bearer | ApiKey, scheme: Any) -> Callable[..., An
     return check
 
 
-_limit_ids = itertools.count()
-
-
 def rate_limit(
     app: FastAPI, requests: int, per: float, by: str = "client"
 ) -> Callable[[Request], Awaitable[None]]:
     """A dependency answering 429 (with Retry-After) over `requests` per `per` seconds;
     list it before the auth dependency, so that a caller guessing credentials is limited."""
-    scope = f"{shared(app).name} limit {next(_limit_ids)}"
-    limiter = Limiter(RateLimit(requests, per, by), scope)
+    limiter = Limiter(RateLimit(requests, per, by))
 
     async def limit(request: Request) -> None:
         wait = await limiter.hit(request)
@@ -364,7 +359,7 @@ def webhook(
         max_body=max_body,
         dedupe=dedupe,
         auth=auth,
-        limiter=Limiter(rate_limit, f"POST {path}") if rate_limit else None,
+        limiter=Limiter(rate_limit) if rate_limit else None,
     )
     codes = {400, 413} | ({415} if provider == "github" else set())
     codes |= {401} if provider != "plain" or auth else set()
@@ -408,7 +403,7 @@ def websocket(
         max_message=max_message,
         max_connections=max_connections,
         allow=allow,
-        limiter=Limiter(rate_limit, f"WS {path}") if rate_limit else None,
+        limiter=Limiter(rate_limit) if rate_limit else None,
         path=path,
     )
 
