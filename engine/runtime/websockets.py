@@ -71,7 +71,8 @@ class Connection:
         self.limiter = limiter
         self.unanswered = 0
         self.backlog: deque[Message] | None = None  # behind a send waiting for the client
-        self.flushing: asyncio.Task[None] | None = None
+        self.missing = False  # the backlog overflowed during this stall (logged once)
+        self.flushing: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
 
     @property
     def open(self) -> bool:
@@ -112,9 +113,9 @@ class Connection:
         if self.backlog is not None:
             if len(self.backlog) < BACKLOG:
                 self.backlog.append(message)
-            elif self.backlog.maxlen is None:  # logged once per stall
+            elif not self.missing:
                 log.warning("a WebSocket client reads too slowly; it misses broadcast frames")
-                self.backlog = deque(self.backlog, maxlen=BACKLOG)
+                self.missing = True
             return
         send = self.websocket.send(message)
         try:
@@ -136,6 +137,7 @@ class Connection:
             log.debug("dropping frames to a closed peer")
         finally:
             self.backlog = self.flushing = None
+            self.missing = False
 
     async def send_json(self, value: Any) -> None:
         """Send `value` as one JSON text frame."""

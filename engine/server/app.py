@@ -43,9 +43,9 @@ from engine.state import State
 log = logging.getLogger("engine.server")
 
 APP_LOG_LINES = 200
+"""Lines of an app's log its console page shows on a cluster target."""
 SEEN_FOR = 5.0
 """Seconds a cluster's answer to `observe()` stands for the console's pages, which poll."""
-"""Lines of an app's log its console page shows on a cluster target."""
 
 
 class ControlPlane:

@@ -257,7 +257,8 @@ def make_console_router(
     async def app_page(request: Request, name: str) -> Response:
         if denied := signed_out(request):
             return denied
-        app = await find_app(request, name)
+        rows = await app_rows(request)
+        app = next((row for row in rows if row["name"] == name), None)
         if app is None:
             text = f"There is no app “{name}” in {project()}. The project page lists its apps."
             return message(request, 404, "App not found", text)
@@ -270,7 +271,7 @@ def make_console_router(
             endpoints=endpoints(declared) if declared and declared.generated else [],
             command=bool(declared and not declared.generated),
             task_pages={n: _task_url(request, n) for n in tasks()},
-            app_pages={a["name"]: a["page"] for a in await app_rows(request)},
+            app_pages={a["name"]: a["page"] for a in rows},
             log=await log_of(name),
             live_url=_named_url(request, "console_app_json", name),
         )

@@ -28,7 +28,7 @@ _BUILT_IN_HINT = {
 _EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110's field-value
-_A = {"app": "an app", "task": "a task"}
+_WITH_ARTICLE = {"app": "an app", "task": "a task"}
 _syntax_problem = functools.lru_cache(maxsize=4096)(check_syntax)  # specs repeat expressions
 
 
@@ -175,8 +175,8 @@ class _Checker:
             elif caller not in known and caller in other_known:
                 self.error(
                     (*path, i),
-                    f"{caller!r} is {_A[other]}, not {_A[kind]}; list it under "
-                    f"`{other}s:` instead of `{key}:`",
+                    f"{caller!r} is {_WITH_ARTICLE[other]}, not {_WITH_ARTICLE[kind]}; "
+                    f"list it under `{other}s:` instead of `{key}:`",
                 )
             elif self.reference((*path, i), caller, kind, known):
                 deps = [_dependency(d) for d in known[caller].get("depends_on", [])]
